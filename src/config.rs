@@ -1,0 +1,261 @@
+//! The config file (`--config gateway.toml`): parsed strictly (unknown keys are
+//! errors naming the key and line), validated, then applied into the store.
+
+use crate::catalog::{AuthStyle, Tier, WireFormat};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const DEFAULT_PORT: u16 = 20128;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Upstream providers: overrides of catalog entries or custom providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderEntry>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Port to listen on (default 20128; `--port`/`PORT` win over this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Address to bind (default 127.0.0.1; `--host` wins over this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Client keys accepted in addition to generated ones (stored hashed).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Set false to accept requests without a client key; only allowed when bound to loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_api_key: Option<bool>,
+    /// Largest request body accepted, in bytes (default 32 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// How long in-flight requests may take to finish on shutdown, e.g. "30s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<String>,
+    /// Upper bound for one upstream call, e.g. "10m".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_timeout: Option<String>,
+    /// Time allowed to connect to an upstream, e.g. "10s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    /// Interval of SSE keep-alive comments while an upstream stream is silent, e.g. "15s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<String>,
+}
+
+/// `[[providers]]`: a catalog provider to adjust or a custom one (any base URL).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    /// Provider id, also the model prefix (`id/model`).
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Wire format of the upstream (required for custom providers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<WireFormat>,
+    /// Base URL (required for custom providers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Upstream key, stored encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Name of an env variable holding the upstream key (never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthStyle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// Models served; clients ask for `id/model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let cfg = FileConfig::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parse TOML; the message names the offending key with its line and column.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str::<FileConfig>(text).map_err(|e| {
+            let mut msg = e.message().to_string();
+            if let Some(span) = e.span() {
+                let (line, col) = line_col(text, span.start);
+                msg = format!("line {line}, column {col}: {msg}");
+            }
+            msg
+        })
+    }
+
+    /// Checks serde cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(s) = &self.server.shutdown_grace {
+            parse_duration("server.shutdown_grace", s)?;
+        }
+        if let Some(s) = &self.server.upstream_timeout {
+            parse_duration("server.upstream_timeout", s)?;
+        }
+        if let Some(s) = &self.server.connect_timeout {
+            parse_duration("server.connect_timeout", s)?;
+        }
+        if let Some(s) = &self.server.keep_alive {
+            parse_duration("server.keep_alive", s)?;
+        }
+        if self.server.max_body_bytes == Some(0) {
+            return Err("server.max_body_bytes must be positive".into());
+        }
+        for (i, key) in self.server.api_keys.iter().enumerate() {
+            if key.trim().len() < 8 {
+                return Err(format!(
+                    "server.api_keys[{i}] is too short (at least 8 characters)"
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let at = format!("providers[{i}] (id = {:?})", p.id);
+            if !crate::catalog::valid_id(&p.id) {
+                return Err(format!(
+                    "{at}: id must be lowercase letters, digits, '-' or '_'"
+                ));
+            }
+            if !seen.insert(p.id.as_str()) {
+                return Err(format!("{at}: duplicate provider id"));
+            }
+            if p.api_key.is_some() && p.api_key_env.is_some() {
+                return Err(format!("{at}: set api_key or api_key_env, not both"));
+            }
+            if let Some(url) = &p.base_url {
+                validate_base_url(url).map_err(|m| format!("{at}: base_url {m}"))?;
+            }
+            if let Some(models) = &p.models {
+                if models.iter().any(|m| m.trim().is_empty()) {
+                    return Err(format!("{at}: models contains an empty name"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A base URL must be http(s) with a host; no credentials or query in it.
+pub fn validate_base_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must start with http:// or https://".into());
+    }
+    if parsed.host_str().is_none() {
+        return Err("has no host".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials (use api_key)".into());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(())
+}
+
+pub fn parse_duration(key: &str, s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{key} = {s:?} is not a duration ({e}); write e.g. \"30s\" or \"5m\""))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_EXAMPLE: &str = r#"[server]
+port = 20128
+api_keys = ["sk-test-123"]          # client keys accepted in addition to generated ones
+
+[[providers]]
+id = "mock"                         # also the model prefix: clients ask for "mock/gpt-4o-mini"
+format = "openai"                   # wire format of the upstream
+base_url = "http://127.0.0.1:9100/v1"
+api_key = "upstream-secret"         # or api_key_env = "MOCK_API_KEY"
+tier = "api-key"                    # subscription | api-key | cheap | free
+models = ["gpt-4o-mini"]
+"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let cfg = FileConfig::parse(ISSUE_EXAMPLE).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.server.port, Some(20128));
+        assert_eq!(cfg.providers[0].format, Some(WireFormat::Openai));
+        assert_eq!(cfg.providers[0].tier, Some(Tier::ApiKey));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = ISSUE_EXAMPLE.replace("tier = \"api-key\"", "teir = \"api-key\"");
+        let err = FileConfig::parse(&text).unwrap_err();
+        assert!(err.contains("teir"), "{err}");
+        assert!(err.contains("line 10"), "{err}");
+    }
+
+    #[test]
+    fn bad_toml_names_line() {
+        let err = FileConfig::parse("[server]\nport = = 3\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn validation_catches_bad_values() {
+        let mut cfg = FileConfig::parse(ISSUE_EXAMPLE).unwrap();
+        cfg.providers[0].api_key_env = Some("X".into());
+        assert!(cfg.validate().unwrap_err().contains("not both"));
+        let mut cfg = FileConfig::parse(ISSUE_EXAMPLE).unwrap();
+        cfg.providers[0].base_url = Some("ftp://x".into());
+        assert!(cfg.validate().is_err());
+        let mut cfg = FileConfig::parse(ISSUE_EXAMPLE).unwrap();
+        cfg.server.shutdown_grace = Some("soon".into());
+        assert!(cfg.validate().unwrap_err().contains("shutdown_grace"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The core context every surface shares: settings, store, the routing
+//! registry (reloaded when the store's config generation moves), the
+//! upstream client and live metrics. Knows nothing of HTTP, MCP or A2A.
+
+use crate::catalog::{self, ProviderSpec};
+use crate::metrics::Metrics;
+use crate::registry::{Inputs, Registry};
+use crate::store::{self, Store, StoreError};
+use crate::upstream::{Upstream, UpstreamError};
+use arc_swap::ArcSwap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Runtime settings after CLI, env and config file are merged.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub require_api_key: bool,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub upstream_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub keep_alive: Duration,
+    /// How often the registry checks the store for changes by other processes.
+    pub reload_interval: Duration,
+}
+
+impl Settings {
+    pub fn with_data_dir(data_dir: PathBuf) -> Settings {
+        Settings {
+            host: "127.0.0.1".into(),
+            port: crate::config::DEFAULT_PORT,
+            data_dir,
+            require_api_key: true,
+            max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+            shutdown_grace: Duration::from_secs(30),
+            upstream_timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(15),
+            reload_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+pub struct Gateway {
+    pub settings: Settings,
+    pub store: Store,
+    pub upstream: Upstream,
+    pub metrics: Metrics,
+    catalog: Vec<ProviderSpec>,
+    registry: ArcSwap<Registry>,
+    started: Instant,
+}
+
+impl Gateway {
+    /// Open the store in the data dir and load the registry.
+    pub async fn open(settings: Settings) -> Result<Arc<Gateway>, GatewayError> {
+        let dir = settings.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))??;
+        let gw = Arc::new(Gateway {
+            upstream: Upstream::new(settings.connect_timeout)?,
+            settings,
+            store,
+            metrics: Metrics::default(),
+            catalog: catalog::embedded(),
+            registry: ArcSwap::from_pointee(Registry::default()),
+            started: Instant::now(),
+        });
+        gw.reload().await?;
+        Ok(gw)
+    }
+
+    pub fn catalog(&self) -> &[ProviderSpec] {
+        &self.catalog
+    }
+
+    /// The current routing snapshot.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Rebuild the registry from the store now.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let (generation, providers, accounts, keys) = self
+            .store
+            .read(|c| {
+                Ok((
+                    store::config_generation(c)?,
+                    store::list_providers(c)?,
+                    store::list_accounts(c)?,
+                    store::list_keys(c)?,
+                ))
+            })
+            .await?;
+        let env = |name: &str| std::env::var(name).ok();
+        let registry = Registry::build(Inputs {
+            generation,
+            catalog: &self.catalog,
+            providers,
+            accounts,
+            keys,
+            cipher: self.store.cipher(),
+            env: &env,
+        });
+        for w in &registry.warnings {
+            tracing::warn!("{w}");
+        }
+        self.registry.store(Arc::new(registry));
+        Ok(())
+    }
+
+    /// Poll the store's config generation and reload when another process
+    /// (CLI, stdio MCP) or this one changed the config.
+    pub fn spawn_watcher(
+        self: &Arc<Self>,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let gw = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(gw.settings.reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let seen = gw.registry.load().generation;
+                match gw.store.read(store::config_generation).await {
+                    Ok(g) if g != seen => {
+                        if let Err(e) = gw.reload().await {
+                            tracing::warn!(error = %e, "registry reload failed");
+                        } else {
+                            tracing::info!(generation = g, "configuration reloaded");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "config generation check failed"),
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! Client-key authentication for every route but the open ones.
+
+use super::error::ApiError;
+use super::AppState;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Who is calling, attached to the request by the auth layer.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// None when keys are not required.
+    pub key_id: Option<String>,
+}
+
+/// The key a client presented: `Authorization: Bearer`, `x-api-key` or `x-goog-api-key`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if let Some(k) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            return Some(k.trim());
+        }
+    }
+    ["x-api-key", "x-goog-api-key"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::trim))
+}
+
+pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let registry = state.gw.registry();
+    let known = presented_key(req.headers())
+        .filter(|k| !k.is_empty())
+        .map(|k| registry.authenticate(k).map(|info| info.id.clone()));
+    let caller = match known {
+        Some(Some(id)) => Caller { key_id: Some(id) },
+        // With keys not required (loopback only), any or no key is accepted.
+        _ if !state.gw.settings.require_api_key => Caller::default(),
+        Some(None) => return ApiError::unauthorized("invalid API key").into_response(),
+        None => {
+            return ApiError::unauthorized(
+                "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` (create one with `omniroute keys create`)",
+            )
+            .into_response()
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}

@@ -1,0 +1,130 @@
+//! `POST /v1/chat/completions`: decode, hand to the proxy core, answer with
+//! route headers; streams are relayed event by event.
+
+use super::error::ApiError;
+use super::{header, AppState, Caller};
+use crate::proxy::{self, ChatCall, ChatOutcome, RouteInfo};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+
+pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = state.next_request_id();
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default();
+    let result = async {
+        let bytes = read_body(req, state.gw.settings.max_body_bytes).await?;
+        let body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
+            .map_err(|e| {
+                ApiError::invalid_request(
+                    "invalid_json",
+                    format!("request body is not a valid JSON object: {e}"),
+                )
+            })?;
+        let call = ChatCall {
+            request_id: request_id.clone(),
+            key_id: caller.key_id.clone(),
+            endpoint: "chat.completions",
+            body,
+            started,
+        };
+        proxy::chat(&state.gw, call).await.map_err(ApiError::from)
+    }
+    .await;
+    let mut resp = match result {
+        Ok(ChatOutcome::Complete {
+            status,
+            body,
+            route,
+            ..
+        }) => {
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            r.headers_mut()
+                .insert("content-type", header("application/json"));
+            route_headers(r.headers_mut(), &route);
+            r
+        }
+        Ok(ChatOutcome::Stream {
+            status,
+            events,
+            route,
+        }) => {
+            let mut r = Response::new(Body::from_stream(events));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let h = r.headers_mut();
+            h.insert("content-type", header("text/event-stream"));
+            h.insert("cache-control", header("no-cache"));
+            h.insert("x-accel-buffering", header("no"));
+            route_headers(h, &route);
+            r
+        }
+        Err(e) => {
+            tracing::info!(status = e.status.as_u16(), code = ?e.code, "request failed");
+            e.into_response()
+        }
+    };
+    resp.headers_mut()
+        .insert("x-request-id", header(&request_id));
+    resp
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large(limit));
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let too_long =
+                std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                    .any(|e| e.to_string().contains("length limit"));
+            if too_long {
+                ApiError::too_large(limit)
+            } else {
+                ApiError::invalid_request(
+                    "body_read_failed",
+                    format!("could not read the request body: {e}"),
+                )
+            }
+        })
+}
+
+fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
+    h.insert("x-omniroute-provider", header(&route.provider));
+    h.insert("x-omniroute-account", header(&route.account_id));
+    h.insert("x-omniroute-model", header(&route.model));
+    h.insert("x-omniroute-attempts", header(&route.attempts.to_string()));
+    h.insert(
+        "x-omniroute-upstream-ms",
+        header(&format!("{:.2}", route.upstream_ms)),
+    );
+    h.insert(
+        "x-omniroute-overhead-ms",
+        header(&format!("{:.3}", route.overhead_ms)),
+    );
+    if !route.failed.is_empty() {
+        let failed: Vec<String> = route
+            .failed
+            .iter()
+            .map(|f| {
+                f.chars()
+                    .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                    .take(200)
+                    .collect()
+            })
+            .collect();
+        h.insert("x-omniroute-failed", header(&failed.join(" | ")));
+    }
+}

@@ -1,0 +1,125 @@
+//! The HTTP surface (axum): the OpenAI-compatible `/v1` routes and health.
+//!
+//! Layers, outermost first: panic → 500 JSON; tracing span per request with
+//! its id; then, on every route but the open ones (`/`, `/health`), the
+//! client-key check.
+
+mod auth;
+mod chat;
+pub mod error;
+mod models;
+
+pub use auth::Caller;
+
+use crate::gateway::Gateway;
+use axum::http::{HeaderValue, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub gw: Arc<Gateway>,
+    ids: Arc<RequestIds>,
+}
+
+struct RequestIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(gw: Arc<Gateway>) -> AppState {
+        let prefix = crate::secret::random_bytes::<4>()
+            .map(hex::encode)
+            .unwrap_or_else(|_| "00000000".into());
+        AppState {
+            gw,
+            ids: Arc::new(RequestIds {
+                prefix,
+                next: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn next_request_id(&self) -> String {
+        format!(
+            "req_{}{:08x}",
+            self.ids.prefix,
+            self.ids.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/models", get(models::list_models))
+        .route("/models", get(models::list_models))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    Router::new()
+        .route("/", get(root).head(root))
+        .route("/health", get(health))
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state)
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+}
+
+async fn root() -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "name": "omniroute",
+        "version": env!("CARGO_PKG_VERSION"),
+        "openai_base_url": "/v1",
+    }))
+}
+
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match crate::ops::health::health(&state.gw).await {
+        Ok(h) => {
+            let status = if h.store.ok {
+                axum::http::StatusCode::OK
+            } else {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, axum::Json(h)).into_response()
+        }
+        Err(e) => error::ApiError::internal(e.to_string()).into_response(),
+    }
+}
+
+async fn not_found(req: Request<axum::body::Body>) -> Response {
+    error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unknown_url",
+        format!("unknown route {} {}", req.method(), req.uri().path()),
+    )
+    .into_response()
+}
+
+fn on_panic(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "request handler panicked");
+    error::ApiError::internal("internal error: the request handler failed; see the gateway log")
+        .into_response()
+}
+
+pub(crate) fn header(v: &str) -> HeaderValue {
+    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}

@@ -1,0 +1,21 @@
+//! omniroute: an AI gateway that routes each request across many providers
+//! and accounts and falls back tier by tier so coding work never stops.
+//!
+//! Layout: `catalog` (providers known at build time), `config` (the config
+//! file), `store` (SQLite), `registry` (in-memory routing snapshot),
+//! `upstream` (HTTP client), `proxy` (the request core), `ops` (management
+//! operations, written once), `http` (the axum surface), `server` (lifecycle).
+
+pub mod catalog;
+pub mod config;
+pub mod gateway;
+pub mod http;
+pub mod metrics;
+pub mod ops;
+pub mod proxy;
+pub mod registry;
+pub mod schema;
+pub mod secret;
+pub mod server;
+pub mod store;
+pub mod upstream;

@@ -1,0 +1,573 @@
+//! The `omniroute` binary: CLI parsing and wiring; all logic lives in the library.
+#![allow(clippy::print_stdout)]
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use omniroute::catalog::{Tier, WireFormat};
+use omniroute::config::{self, FileConfig, ProviderEntry};
+use omniroute::gateway::{Gateway, Settings};
+use omniroute::ops::{self, Actor};
+use omniroute::store::UsageGroup;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "omniroute",
+    version,
+    about = "AI gateway: one local endpoint, many providers, tiered fallback"
+)]
+struct Cli {
+    /// Address to bind.
+    #[arg(long, env = "HOST", global = true)]
+    host: Option<String>,
+    /// Port to listen on (default 20128).
+    #[arg(long, env = "PORT", global = true)]
+    port: Option<u16>,
+    /// Data directory (default ~/.omniroute).
+    #[arg(long, env = "DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Config file (TOML) applied into the store at startup.
+    #[arg(long, env = "OMNIROUTE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    log_level: String,
+    /// Accept requests without a client key (only when bound to loopback).
+    #[arg(long, global = true)]
+    no_auth: bool,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the gateway (the default).
+    Serve,
+    /// Client API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Providers: the catalog and custom ones.
+    #[command(subcommand)]
+    Providers(ProvidersCmd),
+    /// Accounts: credentials for providers (several per provider allowed).
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+    /// Usage summary for a period.
+    Usage {
+        /// Period to cover, e.g. 24h, 7d, 30d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Group rows by.
+        #[arg(long, value_enum, default_value = "provider")]
+        by: GroupBy,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCmd {
+    /// Create a key (printed once); with --key, store that value instead.
+    Create {
+        #[arg(long)]
+        label: Option<String>,
+        /// Use this key value instead of generating one.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    List,
+    /// Revoke a key by id or hint.
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProvidersCmd {
+    /// List the catalog and custom providers, with which are usable.
+    List {
+        /// Only usable providers.
+        #[arg(long)]
+        usable: bool,
+    },
+    /// Add a custom provider or adjust a catalog one (same keys as `[[providers]]`).
+    Add(ProviderArgs),
+}
+
+#[derive(Args, Debug)]
+struct ProviderArgs {
+    /// Provider id, also the model prefix.
+    id: String,
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    #[arg(long)]
+    base_url: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    /// Upstream key (stored encrypted as the provider's "config" account).
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Env variable holding the upstream key.
+    #[arg(long)]
+    api_key_env: Option<String>,
+    #[arg(long, value_enum)]
+    tier: Option<TierArg>,
+    /// Comma-separated model names.
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountsCmd {
+    /// Add a credential for a provider.
+    Add {
+        provider: String,
+        #[arg(long)]
+        label: Option<String>,
+        /// The upstream key (stored encrypted). Prefer --api-key-env or --api-key-stdin.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// Name of an env variable that holds the key (read at startup, never stored).
+        #[arg(long)]
+        api_key_env: Option<String>,
+        /// Read the key from standard input.
+        #[arg(long)]
+        api_key_stdin: bool,
+        #[arg(long, value_enum)]
+        tier: Option<TierArg>,
+        /// Lower is tried first.
+        #[arg(long)]
+        priority: Option<i64>,
+    },
+    List {
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    Remove {
+        id: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum TierArg {
+    Subscription,
+    ApiKey,
+    Cheap,
+    Free,
+}
+
+impl From<TierArg> for Tier {
+    fn from(t: TierArg) -> Tier {
+        match t {
+            TierArg::Subscription => Tier::Subscription,
+            TierArg::ApiKey => Tier::ApiKey,
+            TierArg::Cheap => Tier::Cheap,
+            TierArg::Free => Tier::Free,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FormatArg {
+    Openai,
+    Anthropic,
+    Gemini,
+    OpenaiResponses,
+}
+
+impl From<FormatArg> for WireFormat {
+    fn from(f: FormatArg) -> WireFormat {
+        match f {
+            FormatArg::Openai => WireFormat::Openai,
+            FormatArg::Anthropic => WireFormat::Anthropic,
+            FormatArg::Gemini => WireFormat::Gemini,
+            FormatArg::OpenaiResponses => WireFormat::OpenaiResponses,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum GroupBy {
+    Provider,
+    Model,
+    Key,
+    Day,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("omniroute: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("omniroute: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn default_data_dir() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set; pass --data-dir")?;
+    Ok(PathBuf::from(home).join(".omniroute"))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let file = match &cli.config {
+        Some(path) => Some(FileConfig::load(path)?),
+        None => None,
+    };
+    let settings = settings(&cli, file.as_ref())?;
+    let gw = Gateway::open(settings).await?;
+    if let Some(file) = &file {
+        let report = ops::apply::apply_config(&gw, file).await.with_context(|| {
+            format!(
+                "applying {}",
+                cli.config
+                    .as_deref()
+                    .unwrap_or_else(|| "".as_ref())
+                    .display()
+            )
+        })?;
+        if !report.is_empty() {
+            tracing::info!(?report, "config applied");
+        }
+    }
+    match cli.command {
+        None | Some(Command::Serve) => serve(gw).await,
+        Some(Command::Keys(cmd)) => keys(&gw, cmd, cli.json).await,
+        Some(Command::Providers(cmd)) => providers(&gw, cmd, cli.json).await,
+        Some(Command::Accounts(cmd)) => accounts(&gw, cmd, cli.json).await,
+        Some(Command::Usage { since, by }) => usage(&gw, since, by, cli.json).await,
+    }
+}
+
+fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
+    let data_dir = match &cli.data_dir {
+        Some(d) => d.clone(),
+        None => default_data_dir()?,
+    };
+    let mut s = Settings::with_data_dir(data_dir);
+    let server = file.map(|f| f.server.clone()).unwrap_or_default();
+    s.host = cli.host.clone().or(server.host).unwrap_or(s.host);
+    s.port = cli.port.or(server.port).unwrap_or(s.port);
+    s.require_api_key = !cli.no_auth && server.require_api_key.unwrap_or(true);
+    if let Some(n) = server.max_body_bytes {
+        s.max_body_bytes = n;
+    }
+    let dur = |key: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
+        v.as_deref()
+            .map(|v| config::parse_duration(key, v).map_err(anyhow::Error::msg))
+            .transpose()
+    };
+    if let Some(d) = dur("server.shutdown_grace", &server.shutdown_grace)? {
+        s.shutdown_grace = d;
+    }
+    if let Some(d) = dur("server.upstream_timeout", &server.upstream_timeout)? {
+        s.upstream_timeout = d;
+    }
+    if let Some(d) = dur("server.connect_timeout", &server.connect_timeout)? {
+        s.connect_timeout = d;
+    }
+    if let Some(d) = dur("server.keep_alive", &server.keep_alive)? {
+        s.keep_alive = d;
+    }
+    if !s.require_api_key && !omniroute::server::is_loopback(&s.host) {
+        bail!(
+            "client keys can only be turned off when bound to loopback, but host is {}",
+            s.host
+        );
+    }
+    Ok(s)
+}
+
+async fn serve(gw: Arc<Gateway>) -> Result<()> {
+    let listener = omniroute::server::bind(&gw.settings.host, gw.settings.port).await?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    if let Some(created) = ops::keys::ensure_bootstrap_key(&gw).await? {
+        println!("omniroute: first start, created a client API key (shown once, store it now):");
+        println!("  API key:  {}", created.key);
+        println!("  Base URL: {base}/v1");
+    }
+    if !gw.settings.require_api_key {
+        tracing::warn!("client keys are not required (--no-auth); loopback only");
+    }
+    let registry = gw.registry();
+    let usable = registry
+        .providers()
+        .iter()
+        .filter(|p| registry.is_usable(&p.spec.id))
+        .count();
+    println!("omniroute {} listening on {base} (OpenAI base URL {base}/v1; {usable} usable providers; data in {})",
+        env!("CARGO_PKG_VERSION"), gw.settings.data_dir.display());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let shutdown = CancellationToken::new();
+    omniroute::server::cancel_on_signals(shutdown.clone());
+    omniroute::server::run(gw, listener, shutdown).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+async fn keys(gw: &Gateway, cmd: KeysCmd, json: bool) -> Result<()> {
+    match cmd {
+        KeysCmd::Create {
+            label,
+            key: Some(value),
+        } => {
+            if value.trim().len() < 8 {
+                bail!("--key must be at least 8 characters");
+            }
+            let cfg = FileConfig {
+                server: config::ServerSection {
+                    api_keys: vec![value],
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let report = ops::apply::apply_config(gw, &cfg).await?;
+            let _ = label;
+            println!(
+                "{}",
+                if report.keys_added == 1 {
+                    "key stored"
+                } else {
+                    "key was already stored"
+                }
+            );
+        }
+        KeysCmd::Create { label, key: None } => {
+            let created =
+                ops::keys::create_key(gw, ops::keys::CreateKeyInput { label }, Actor::Cli).await?;
+            if json {
+                print_json(&created)?;
+            } else {
+                println!(
+                    "created key {} (label {}); shown once:\n{}",
+                    created.id, created.label, created.key
+                );
+            }
+        }
+        KeysCmd::List => {
+            let rows = ops::keys::list_keys(gw).await?;
+            if json {
+                return print_json(&rows);
+            }
+            println!(
+                "{:<18} {:<16} {:<14} {:<10} STATUS",
+                "ID", "HINT", "LABEL", "SOURCE"
+            );
+            for r in rows {
+                let status = if r.revoked_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<18} {:<16} {:<14} {:<10} {status}",
+                    r.id, r.hint, r.label, r.source
+                );
+            }
+        }
+        KeysCmd::Revoke { id } => {
+            let row = ops::keys::revoke_key(gw, &id, Actor::Cli).await?;
+            println!("revoked {} ({})", row.id, row.hint);
+        }
+    }
+    Ok(())
+}
+
+async fn providers(gw: &Gateway, cmd: ProvidersCmd, json: bool) -> Result<()> {
+    match cmd {
+        ProvidersCmd::List { usable } => {
+            let list = ops::providers::list_providers(
+                gw,
+                ops::providers::ListProvidersInput {
+                    usable_only: usable,
+                },
+            )
+            .await?;
+            if json {
+                return print_json(&list);
+            }
+            println!(
+                "{:<16} {:<18} {:<10} {:<13} {:<8} {:<7} ENV",
+                "ID", "FORMAT", "ORIGIN", "TIER", "USABLE", "MODELS"
+            );
+            for p in list {
+                println!(
+                    "{:<16} {:<18} {:<10} {:<13} {:<8} {:<7} {}",
+                    p.id,
+                    p.format.as_str(),
+                    p.origin,
+                    p.tier.as_str(),
+                    if p.usable { "yes" } else { "no" },
+                    p.models.len(),
+                    p.env.join(",")
+                );
+            }
+        }
+        ProvidersCmd::Add(a) => {
+            let entry = ProviderEntry {
+                id: a.id,
+                name: a.name,
+                format: a.format.map(Into::into),
+                base_url: a.base_url,
+                api_key: a.api_key,
+                api_key_env: a.api_key_env,
+                auth: None,
+                tier: a.tier.map(Into::into),
+                models: a.models,
+            };
+            let cfg = FileConfig {
+                providers: vec![entry],
+                ..Default::default()
+            };
+            cfg.validate().map_err(anyhow::Error::msg)?;
+            let report = ops::apply::apply_config(gw, &cfg).await?;
+            if json {
+                return print_json(&report);
+            }
+            println!(
+                "providers changed: {:?}; accounts changed: {:?}",
+                report.providers_changed, report.accounts_changed
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn accounts(gw: &Gateway, cmd: AccountsCmd, json: bool) -> Result<()> {
+    match cmd {
+        AccountsCmd::Add {
+            provider,
+            label,
+            api_key,
+            api_key_env,
+            api_key_stdin,
+            tier,
+            priority,
+        } => {
+            let api_key = if api_key_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim().to_string())
+            } else {
+                api_key
+            };
+            let view = ops::accounts::add_account(
+                gw,
+                ops::accounts::AddAccountInput {
+                    provider,
+                    label,
+                    api_key,
+                    api_key_env,
+                    tier: tier.map(Into::into),
+                    priority,
+                },
+                Actor::Cli,
+            )
+            .await?;
+            if json {
+                return print_json(&view);
+            }
+            println!(
+                "added account {} for {} (usable: {})",
+                view.id, view.provider, view.usable
+            );
+        }
+        AccountsCmd::List { provider } => {
+            let list = ops::accounts::list_accounts(gw, provider.as_deref()).await?;
+            if json {
+                return print_json(&list);
+            }
+            println!(
+                "{:<22} {:<16} {:<18} {:<11} {:<13} USABLE",
+                "ID", "PROVIDER", "LABEL", "ORIGIN", "TIER"
+            );
+            for a in list {
+                println!(
+                    "{:<22} {:<16} {:<18} {:<11} {:<13} {}",
+                    a.id,
+                    a.provider,
+                    a.label,
+                    a.origin,
+                    a.tier.as_str(),
+                    match (&a.usable, &a.problem) {
+                        (true, _) => "yes".to_string(),
+                        (false, Some(p)) => format!("no: {p}"),
+                        (false, None) => "no".to_string(),
+                    }
+                );
+            }
+        }
+        AccountsCmd::Remove { id } => {
+            let removed = ops::accounts::remove_account(gw, &id, Actor::Cli).await?;
+            println!("removed account {removed}");
+        }
+    }
+    Ok(())
+}
+
+async fn usage(gw: &Gateway, since: String, by: GroupBy, json: bool) -> Result<()> {
+    let group_by = match by {
+        GroupBy::Provider => UsageGroup::Provider,
+        GroupBy::Model => UsageGroup::Model,
+        GroupBy::Key => UsageGroup::Key,
+        GroupBy::Day => UsageGroup::Day,
+    };
+    let report = ops::usage::usage_summary(gw, ops::usage::UsageQuery { since, group_by }).await?;
+    if json {
+        return print_json(&report);
+    }
+    println!(
+        "usage since {} ({} requests, ${:.6})",
+        report.since, report.total_requests, report.total_cost_usd
+    );
+    println!(
+        "{:<36} {:>8} {:>7} {:>10} {:>10} {:>12} {:>10}",
+        "GROUP", "REQS", "ERRORS", "IN TOK", "OUT TOK", "COST USD", "AVG MS"
+    );
+    for l in report.lines {
+        println!(
+            "{:<36} {:>8} {:>7} {:>10} {:>10} {:>12.6} {:>10.1}",
+            l.group,
+            l.requests,
+            l.errors,
+            l.input_tokens,
+            l.output_tokens,
+            l.cost_usd,
+            l.avg_latency_ms
+        );
+    }
+    Ok(())
+}

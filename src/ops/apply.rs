@@ -1,0 +1,142 @@
+//! Apply a config file into the store: an idempotent upsert in one
+//! transaction, audited, so the same file can be applied at every start.
+
+use super::{accounts::audit_view, providers::provider_row, Actor, OpsError};
+use crate::config::FileConfig;
+use crate::gateway::Gateway;
+use crate::store::{self, now_ms, AccountRow, StoreError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const CONFIG_ACCOUNT_LABEL: &str = "config";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApplyReport {
+    pub providers_changed: Vec<String>,
+    pub accounts_changed: Vec<String>,
+    pub keys_added: usize,
+}
+
+impl ApplyReport {
+    pub fn is_empty(&self) -> bool {
+        self.providers_changed.is_empty()
+            && self.accounts_changed.is_empty()
+            && self.keys_added == 0
+    }
+}
+
+pub async fn apply_config(gw: &Gateway, cfg: &FileConfig) -> Result<ApplyReport, OpsError> {
+    let actor = Actor::Config.as_str();
+    let mut provider_rows = Vec::new();
+    let mut accounts = Vec::new();
+    for (i, entry) in cfg.providers.iter().enumerate() {
+        let row = provider_row(gw, entry, Actor::Config)
+            .map_err(|e| OpsError::InvalidInput(format!("providers[{i}]: {e}")))?;
+        provider_rows.extend(row);
+        if entry.api_key.is_some() || entry.api_key_env.is_some() {
+            accounts.push((
+                entry.id.clone(),
+                entry.api_key.clone(),
+                entry.api_key_env.clone(),
+                entry.tier,
+            ));
+        }
+    }
+    let mut key_rows = Vec::new();
+    for key in &cfg.server.api_keys {
+        key_rows.push(super::keys::row_for(key.trim(), "config", "config")?);
+    }
+    let cipher = gw.store.cipher().clone();
+    let report = gw
+        .store
+        .write(move |tx| {
+            let mut report = ApplyReport::default();
+            for row in &provider_rows {
+                let (before, changed) = store::upsert_provider(tx, row)?;
+                if changed {
+                    let before = before.map(|b| serde_json::to_value(b).unwrap_or_default());
+                    let after = serde_json::to_value(row).unwrap_or_default();
+                    store::audit(
+                        tx,
+                        actor,
+                        "upsert",
+                        "provider",
+                        &row.id,
+                        before.as_ref(),
+                        Some(&after),
+                    )?;
+                    report.providers_changed.push(row.id.clone());
+                }
+            }
+            for (provider, key, env, tier) in accounts {
+                let existing = store::find_account(tx, &provider, CONFIG_ACCOUNT_LABEL)?;
+                let tier = tier.map(|t| t.as_str().to_string());
+                let same_secret = |a: &AccountRow| match (&a.secret_enc, &key) {
+                    (Some(blob), Some(k)) => cipher
+                        .decrypt(blob)
+                        .map(|s| s.expose() == k)
+                        .unwrap_or(false),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if let Some(a) = &existing {
+                    if same_secret(a) && a.secret_env == env && a.tier == tier {
+                        continue;
+                    }
+                }
+                let secret_enc = key.as_deref().map(|k| cipher.encrypt(k)).transpose()?;
+                let row = AccountRow {
+                    id: existing
+                        .as_ref()
+                        .map(|a| a.id.clone())
+                        .unwrap_or(store::new_id("acc")?),
+                    provider_id: provider.clone(),
+                    label: CONFIG_ACCOUNT_LABEL.into(),
+                    secret_enc,
+                    secret_env: env,
+                    tier,
+                    enabled: true,
+                    priority: existing.as_ref().map(|a| a.priority).unwrap_or(0),
+                    source: actor.into(),
+                    created_ms: existing.as_ref().map(|a| a.created_ms).unwrap_or(now_ms()),
+                };
+                match &existing {
+                    Some(_) => store::update_account(tx, &row)?,
+                    None => store::insert_account(tx, &row)?,
+                }
+                let before = existing.as_ref().map(audit_view);
+                store::audit(
+                    tx,
+                    actor,
+                    "upsert",
+                    "account",
+                    &row.id,
+                    before.as_ref(),
+                    Some(&audit_view(&row)),
+                )?;
+                report.accounts_changed.push(row.id.clone());
+            }
+            for row in &key_rows {
+                if store::insert_key(tx, row)? {
+                    let after =
+                        serde_json::json!({"id": row.id, "hint": row.hint, "label": row.label});
+                    store::audit(
+                        tx,
+                        actor,
+                        "create",
+                        "client_key",
+                        &row.id,
+                        None,
+                        Some(&after),
+                    )?;
+                    report.keys_added += 1;
+                }
+            }
+            Ok::<_, StoreError>(report)
+        })
+        .await?;
+    if !report.is_empty() {
+        gw.reload().await?;
+    }
+    Ok(report)
+}

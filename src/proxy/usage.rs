@@ -1,0 +1,127 @@
+//! Token usage as upstreams report it, and what it costs.
+
+use serde::Deserialize;
+
+/// Canonical usage of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OpenAiUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    prompt_tokens_details: Option<PromptDetails>,
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PromptDetails {
+    cached_tokens: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CompletionDetails {
+    reasoning_tokens: u64,
+}
+
+impl From<OpenAiUsage> for Usage {
+    fn from(u: OpenAiUsage) -> Usage {
+        Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+            cached_tokens: u
+                .prompt_tokens_details
+                .map(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning_tokens: u
+                .completion_tokens_details
+                .map(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+/// Usage from an OpenAI Chat completion body, when present.
+pub fn from_openai_body(body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<WithUsage>(body)
+        .ok()?
+        .usage
+        .map(Usage::from)
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// What one OpenAI stream chunk says about usage.
+pub struct ChunkUsage {
+    pub usage: Usage,
+    /// The chunk carries nothing but usage (`choices: []`).
+    pub usage_only: bool,
+}
+
+pub fn from_openai_chunk(data: &[u8]) -> Option<ChunkUsage> {
+    // Cheap pre-check: most chunks carry no usage at all.
+    if !memchr_usage(data) {
+        return None;
+    }
+    let chunk: Chunk = serde_json::from_slice(data).ok()?;
+    let usage = chunk.usage?;
+    Some(ChunkUsage {
+        usage: usage.into(),
+        usage_only: chunk.choices.map(|c| c.is_empty()).unwrap_or(true),
+    })
+}
+
+fn memchr_usage(data: &[u8]) -> bool {
+    data.windows(7).any(|w| w == b"\"usage\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_body_and_chunk_usage() {
+        let body = br#"{"id":"x","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#;
+        assert_eq!(
+            from_openai_body(body),
+            Some(Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                cached_tokens: 4,
+                reasoning_tokens: 2
+            })
+        );
+        assert_eq!(from_openai_body(br#"{"id":"x"}"#), None);
+        let c = from_openai_chunk(
+            br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+        )
+        .unwrap();
+        assert!(c.usage_only);
+        assert_eq!(c.usage.input_tokens, 3);
+        assert!(
+            from_openai_chunk(br#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#)
+                .is_none()
+        );
+        assert!(from_openai_chunk(br#"{"choices":[{"delta":{"content":"hi"}}]}"#).is_none());
+    }
+}

@@ -1,0 +1,79 @@
+//! JSON Schemas of the public types, generated into `schemas/` and checked
+//! by a test so the checked-in files never drift from the code.
+
+use schemars::{schema_for, Schema};
+
+/// Every schema we publish, by file name.
+pub fn all() -> Vec<(&'static str, Schema)> {
+    vec![
+        ("config.schema.json", schema_for!(crate::config::FileConfig)),
+        (
+            "catalog-provider.schema.json",
+            schema_for!(crate::catalog::ProviderSpec),
+        ),
+        (
+            "health.schema.json",
+            schema_for!(crate::ops::health::Health),
+        ),
+        (
+            "provider-view.schema.json",
+            schema_for!(crate::ops::providers::ProviderView),
+        ),
+        (
+            "account-view.schema.json",
+            schema_for!(crate::ops::accounts::AccountView),
+        ),
+        (
+            "add-account-input.schema.json",
+            schema_for!(crate::ops::accounts::AddAccountInput),
+        ),
+        (
+            "usage-query.schema.json",
+            schema_for!(crate::ops::usage::UsageQuery),
+        ),
+        (
+            "usage-report.schema.json",
+            schema_for!(crate::ops::usage::UsageReport),
+        ),
+        (
+            "audit-entry.schema.json",
+            schema_for!(crate::store::AuditEntry),
+        ),
+    ]
+}
+
+/// The file text for a schema (pretty JSON, trailing newline).
+pub fn render(schema: &Schema) -> String {
+    let mut s = serde_json::to_string_pretty(schema).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Fails when a checked-in schema differs from the code. To refresh:
+    /// `OMNIROUTE_WRITE_SCHEMAS=1 cargo test --lib schema`.
+    #[test]
+    fn checked_in_schemas_match_the_code() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let write = std::env::var_os("OMNIROUTE_WRITE_SCHEMAS").is_some();
+        let mut stale = Vec::new();
+        for (name, schema) in all() {
+            let path = dir.join(name);
+            let want = render(&schema);
+            if write {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &want).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
+                stale.push(name);
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "schemas out of date: {stale:?}; run OMNIROUTE_WRITE_SCHEMAS=1 cargo test --lib schema"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! The single writer: a dedicated thread behind a bounded channel. Usage rows
+//! that arrive together are committed in one transaction.
+
+use super::{records, StoreError, UsageEvent};
+use rusqlite::Connection;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+const CHANNEL_CAPACITY: usize = 8192;
+const MAX_BATCH: usize = 1024;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum Cmd {
+    Usage(Box<UsageEvent>),
+    Run(Job),
+    Flush(oneshot::Sender<()>),
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+pub struct WriterHandle {
+    tx: SyncSender<Cmd>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+pub fn spawn(conn: Connection, path: PathBuf) -> Result<WriterHandle, StoreError> {
+    let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
+    let thread = std::thread::Builder::new()
+        .name("omniroute-store-writer".into())
+        .spawn(move || writer_loop(conn, rx, path))
+        .map_err(|e| StoreError::Invalid(format!("cannot start store writer: {e}")))?;
+    Ok(WriterHandle {
+        tx,
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+impl WriterHandle {
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let result = (|| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            })();
+            let _ = reply.send(result);
+        });
+        self.send(Cmd::Run(job)).await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn usage(&self, event: UsageEvent) {
+        match self.tx.try_send(Cmd::Usage(Box::new(event))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(cmd)) => {
+                // Back-pressure: hand the wait to a blocking thread, never the caller.
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    if tx.send(cmd).is_err() {
+                        tracing::warn!("usage row dropped: store closed");
+                    }
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::warn!("usage row dropped: store closed");
+            }
+        }
+    }
+
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Flush(reply)).await?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Close(reply)).await?;
+        let result = rx.await.map_err(|_| StoreError::Closed)?;
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        result
+    }
+
+    async fn send(&self, cmd: Cmd) -> Result<(), StoreError> {
+        match self.tx.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+            Err(TrySendError::Full(cmd)) => {
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(cmd).map_err(|_| StoreError::Closed))
+                    .await
+                    .map_err(|e| StoreError::Join(e.to_string()))?
+            }
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: Receiver<Cmd>, path: PathBuf) {
+    let mut batch: Vec<UsageEvent> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut cmds = vec![first];
+        while cmds.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(c) => cmds.push(c),
+                Err(_) => break,
+            }
+        }
+        for cmd in cmds {
+            match cmd {
+                Cmd::Usage(ev) => batch.push(*ev),
+                Cmd::Run(job) => {
+                    write_usage(&mut conn, &mut batch);
+                    job(&mut conn);
+                }
+                Cmd::Flush(reply) => {
+                    write_usage(&mut conn, &mut batch);
+                    let _ = reply.send(());
+                }
+                Cmd::Close(reply) => {
+                    write_usage(&mut conn, &mut batch);
+                    let result = conn
+                        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                        .map_err(StoreError::from);
+                    tracing::info!(path = %path.display(), ok = result.is_ok(), "store flushed and checkpointed");
+                    let _ = reply.send(result);
+                    return;
+                }
+            }
+        }
+        write_usage(&mut conn, &mut batch);
+    }
+}
+
+fn write_usage(conn: &mut Connection, batch: &mut Vec<UsageEvent>) {
+    if batch.is_empty() {
+        return;
+    }
+    let result = (|| -> Result<(), StoreError> {
+        let tx = conn.transaction()?;
+        records::insert_usage(&tx, batch)?;
+        tx.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tracing::error!(error = %e, rows = batch.len(), "failed to write usage rows");
+    }
+    batch.clear();
+}

@@ -1,0 +1,76 @@
+//! The one shared HTTP client to upstream providers, and how a request to a
+//! target is built (URL, auth header).
+
+use crate::catalog::{AuthStyle, WireFormat};
+use crate::registry::Target;
+use bytes::Bytes;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+}
+
+impl Upstream {
+    pub fn new(connect_timeout: Duration) -> Result<Upstream, UpstreamError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .user_agent(concat!("omniroute/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| UpstreamError::Client(e.to_string()))?;
+        Ok(Upstream { client })
+    }
+
+    /// A POST of `body` to the target's OpenAI-style chat endpoint.
+    pub fn chat_completions(
+        &self,
+        target: &Target,
+        body: Bytes,
+        stream: bool,
+    ) -> reqwest::RequestBuilder {
+        let url = format!(
+            "{}/chat/completions",
+            target.provider.spec.base_url.trim_end_matches('/')
+        );
+        let req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                reqwest::header::ACCEPT,
+                if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            )
+            .body(body);
+        authorize(req, target)
+    }
+}
+
+fn authorize(req: reqwest::RequestBuilder, target: &Target) -> reqwest::RequestBuilder {
+    let Some(secret) = &target.account.secret else {
+        return req;
+    };
+    match target.provider.spec.auth {
+        AuthStyle::Bearer => req.bearer_auth(secret.expose()),
+        AuthStyle::XApiKey => req.header("x-api-key", secret.expose()),
+        AuthStyle::XGoogApiKey => req.header("x-goog-api-key", secret.expose()),
+        AuthStyle::None => req,
+    }
+}
+
+/// Formats this build can send a chat request to.
+pub fn can_serve(format: WireFormat) -> bool {
+    matches!(format, WireFormat::Openai)
+}
