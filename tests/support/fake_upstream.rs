@@ -1,0 +1,265 @@
+//! A fake OpenAI-compatible provider on 127.0.0.1:0. Behaviour is chosen by
+//! the model name: anything normal answers; `fail-429` (Retry-After: 7),
+//! `fail-500`, `fail-400`, `slow` (300 ms), `hang`, `cut-stream` (stops
+//! after two chunks without [DONE]), `slow-stream` (10 chunks, 150 ms apart).
+//! A key containing "bad" gets 401. Calls are counted per model.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Seen {
+    pub calls: Mutex<HashMap<String, u64>>,
+    pub bodies: Mutex<Vec<Value>>,
+    pub auth: Mutex<Vec<String>>,
+    /// Streams whose body was dropped before it ended (the client went away).
+    pub streams_dropped: AtomicU64,
+    pub streams_finished: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct FakeUpstream {
+    pub addr: std::net::SocketAddr,
+    pub seen: Arc<Seen>,
+}
+
+impl FakeUpstream {
+    pub async fn start() -> FakeUpstream {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    pub async fn start_on(addr: &str) -> FakeUpstream {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        Self::serve(listener)
+    }
+
+    pub fn serve(listener: tokio::net::TcpListener) -> FakeUpstream {
+        let seen = Arc::new(Seen::default());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .with_state(seen.clone());
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeUpstream { addr, seen }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn calls(&self, model: &str) -> u64 {
+        self.seen
+            .calls
+            .lock()
+            .unwrap()
+            .get(model)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn last_body(&self) -> Value {
+        self.seen
+            .bodies
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn last_auth(&self) -> String {
+        self.seen
+            .auth
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn error(status: StatusCode, message: &str, kind: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"message": message, "type": kind, "code": null}})),
+    )
+        .into_response()
+}
+
+async fn chat(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    *seen.calls.lock().unwrap().entry(model.clone()).or_default() += 1;
+    seen.bodies.lock().unwrap().push(body.clone());
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    seen.auth.lock().unwrap().push(auth.clone());
+    if auth.contains("bad") {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided",
+            "invalid_request_error",
+        );
+    }
+    match model.as_str() {
+        "fail-429" => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You exceeded your current quota, please check your plan",
+                "insufficient_quota",
+            );
+            r.headers_mut().insert("retry-after", "7".parse().unwrap());
+            return r;
+        }
+        "fail-500" => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "upstream exploded",
+                "server_error",
+            )
+        }
+        "fail-400" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "messages must not be empty",
+                "invalid_request_error",
+            )
+        }
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
+        _ => {}
+    }
+    let prompt = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let text = format!("echo: {prompt}");
+    if body["stream"].as_bool() == Some(true) {
+        let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+        return stream(seen, model, text, include_usage);
+    }
+    Json(json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
+                  "prompt_tokens_details": {"cached_tokens": 3}}
+    }))
+    .into_response()
+}
+
+const CUT: &str = "!cut";
+
+struct DropCounter {
+    seen: Arc<Seen>,
+    finished: bool,
+}
+
+impl DropCounter {
+    fn mark_finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        if self.finished {
+            self.seen.streams_finished.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.seen.streams_dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn stream(seen: Arc<Seen>, model: String, text: String, include_usage: bool) -> Response {
+    let (pieces, pause, cut) = match model.as_str() {
+        "cut-stream" => (5, Duration::ZERO, Some(2)),
+        "slow-stream" => (10, Duration::from_millis(150), None),
+        _ => (5, Duration::ZERO, None),
+    };
+    let chunk = |delta: Value, finish: Value| {
+        let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    let mut events: Vec<String> = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for i in 0..pieces {
+        events.push(chunk(
+            json!({"content": format!("{}[{i}]", if i == 0 { text.as_str() } else { "" })}),
+            Value::Null,
+        ));
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        let u = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": pieces, "total_tokens": 11 + pieces}});
+        events.push(format!("data: {u}\n\n"));
+    }
+    events.push("data: [DONE]\n\n".to_string());
+    if let Some(n) = cut {
+        events.truncate(n + 1);
+        events.push(CUT.to_string());
+    }
+    let guard = DropCounter {
+        seen,
+        finished: false,
+    };
+    let s = futures::stream::unfold(
+        (events.into_iter(), guard, pause),
+        |(mut it, mut guard, pause)| async move {
+            match it.next() {
+                Some(ev) if ev == CUT => {
+                    // let the head and first chunks reach the gateway before the cut
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Some((
+                        Err(std::io::Error::other("connection cut")),
+                        (it, guard, pause),
+                    ))
+                }
+                Some(ev) => {
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                    Some((
+                        Ok::<_, std::io::Error>(bytes::Bytes::from(ev)),
+                        (it, guard, pause),
+                    ))
+                }
+                None => {
+                    guard.mark_finished();
+                    None
+                }
+            }
+        },
+    );
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(s))
+        .unwrap()
+}

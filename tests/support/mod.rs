@@ -1,0 +1,202 @@
+//! Shared test support: the fake upstream and ways to start the gateway,
+//! in-process or as the real binary, on 127.0.0.1:0.
+#![allow(dead_code)]
+
+pub mod fake_upstream;
+
+use omniroute::config::FileConfig;
+use omniroute::gateway::{Gateway, Settings};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub const CLIENT_KEY: &str = "sk-test-123";
+
+/// The issue's example config, pointed at `base_url`.
+pub fn example_config(base_url: &str) -> String {
+    format!(
+        r#"[server]
+port = 20128
+api_keys = ["sk-test-123"]          # client keys accepted in addition to generated ones
+
+[[providers]]
+id = "mock"                         # also the model prefix: clients ask for "mock/gpt-4o-mini"
+format = "openai"                   # wire format of the upstream
+base_url = "{base_url}"
+api_key = "upstream-secret"         # or api_key_env = "MOCK_API_KEY"
+tier = "api-key"                    # subscription | api-key | cheap | free
+models = ["gpt-4o-mini"]
+"#
+    )
+}
+
+/// A gateway running in this process.
+pub struct InProcess {
+    pub gw: Arc<Gateway>,
+    pub base: String,
+    pub cancel: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+    pub dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    pub async fn start(config_toml: &str) -> InProcess {
+        Self::start_with(config_toml, |_| {}).await
+    }
+
+    pub async fn start_with(config_toml: &str, tweak: impl FnOnce(&mut Settings)) -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::with_data_dir(dir.path().to_path_buf());
+        settings.port = 0;
+        tweak(&mut settings);
+        let gw = Gateway::open(settings).await.unwrap();
+        let cfg = FileConfig::parse(config_toml).unwrap();
+        cfg.validate().unwrap();
+        omniroute::ops::apply::apply_config(&gw, &cfg)
+            .await
+            .unwrap();
+        let listener = omniroute::server::bind("127.0.0.1", 0).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let gw = gw.clone();
+            let cancel = cancel.clone();
+            async move {
+                omniroute::server::run(gw, listener, cancel).await.unwrap();
+            }
+        });
+        InProcess {
+            gw,
+            base,
+            cancel,
+            task,
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().unwrap()
+}
+
+/// The real binary, started with `args`, with its printed URL and first-start key.
+pub struct Binary {
+    pub child: Child,
+    pub base: String,
+    pub first_key: Option<String>,
+    pub stderr_path: PathBuf,
+}
+
+pub fn binary_path() -> &'static str {
+    env!("CARGO_BIN_EXE_omniroute")
+}
+
+pub fn run_binary(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary_path())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("PORT")
+        .env_remove("DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+impl Binary {
+    /// Start `omniroute --data-dir DIR --port 0 ARGS` and wait for its URL.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Binary {
+        let stderr_path = data_dir.with_extension("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(binary_path())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--port", "0", "--log-level", "info"])
+            .args(args)
+            .env_remove("PORT")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut key = None;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(k) = line.trim().strip_prefix("API key:") {
+                    key = Some(k.trim().to_string());
+                }
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send((url, key.clone()));
+                }
+            }
+        });
+        let (base, first_key) = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(v) => v,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "gateway did not start: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        };
+        Binary {
+            child,
+            base,
+            first_key,
+            stderr_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for exit (up to `limit`), returning the exit status.
+    pub fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("gateway did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
