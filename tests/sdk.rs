@@ -1,0 +1,52 @@
+//! Official client SDKs against the real binary. The test command
+//! (`scripts/test.sh`) installs them into a virtualenv and sets
+//! OMNIROUTE_PYTHON; with OMNIROUTE_REQUIRE_SDK=1 a missing SDK fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use support::fake_upstream::FakeUpstream;
+use support::{example_config, Binary, CLIENT_KEY};
+
+fn python() -> Option<String> {
+    match std::env::var("OMNIROUTE_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var_os("OMNIROUTE_REQUIRE_SDK").is_some() => {
+            panic!("OMNIROUTE_REQUIRE_SDK is set but OMNIROUTE_PYTHON is not")
+        }
+        Err(_) => {
+            eprintln!("skipping SDK test: run scripts/test.sh (it installs the SDKs)");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_openai_python_sdk_streams_through_the_gateway() {
+    let Some(python) = python() else { return };
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, example_config(&up.base_url())).unwrap();
+    let gw = Binary::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_sdk.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("OMNIROUTE_BASE_URL", gw.url("/v1"))
+        .env("OMNIROUTE_KEY", CLIENT_KEY)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "openai sdk script failed:\n{stdout}\n{}\n--- gateway log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gw.stderr()
+    );
+    assert!(stdout.contains("all checks passed"));
+}
