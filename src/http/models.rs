@@ -1,21 +1,26 @@
 //! `GET /v1/models`: every usable `prefix/model`.
 
+use super::error::ApiError;
 use super::AppState;
 use axum::extract::State;
 use axum::Json;
 
-pub async fn list_models(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let registry = state.gw.registry();
-    let data: Vec<serde_json::Value> = registry
-        .usable_models()
-        .map(|(id, provider)| {
+pub async fn list_models(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let models = crate::ops::models::list_models(&state.gw, Default::default())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let data: Vec<serde_json::Value> = models
+        .into_iter()
+        .map(|m| {
             serde_json::json!({
-                "id": id,
+                "id": m.id,
                 "object": "model",
                 "created": 0,
-                "owned_by": provider.spec.id,
+                "owned_by": m.provider,
             })
         })
         .collect();
-    Json(serde_json::json!({"object": "list", "data": data}))
+    Ok(Json(serde_json::json!({"object": "list", "data": data})))
 }

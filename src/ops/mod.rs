@@ -4,9 +4,12 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod audit;
 pub mod health;
 pub mod keys;
+pub mod models;
 pub mod providers;
+pub mod route;
 pub mod usage;
 
 use crate::store::StoreError;

@@ -25,7 +25,7 @@ pub struct ChatCall {
 }
 
 /// How the request was served, for route headers and reports.
-#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RouteInfo {
     pub provider: String,
     pub account_id: String,
@@ -37,6 +37,8 @@ pub struct RouteInfo {
     pub overhead_ms: f64,
     /// Earlier attempts and why they failed.
     pub failed: Vec<String>,
+    /// Cost of the answer at catalog prices, when known (after the body for streams).
+    pub cost_usd: Option<f64>,
 }
 
 pub enum ChatOutcome {
@@ -265,6 +267,7 @@ async fn attempt_all(
             upstream_ms,
             overhead_ms: (call.started.elapsed().as_secs_f64() * 1000.0 - upstream_ms).max(0.0),
             failed: attempts.iter().map(|a| a.to_string()).collect(),
+            cost_usd: None,
         };
         if stream {
             let upstream_ms = ms(sent.elapsed());
@@ -310,9 +313,10 @@ async fn attempt_all(
         };
         let upstream_ms = ms(sent.elapsed());
         let usage = usage::from_openai_body(&body);
-        let route = route(upstream_ms);
+        let mut route = route(upstream_ms);
         let mut event = usage_event(call, requested, Some(target), false, status);
         fill_usage(&mut event, usage.unwrap_or_default(), target);
+        route.cost_usd = event.cost_usd;
         event.outcome = "ok".into();
         event.upstream_ms = Some(upstream_ms);
         event.overhead_ms = Some(route.overhead_ms);
