@@ -4,12 +4,14 @@
 //! Layout: `catalog` (providers known at build time), `config` (the config
 //! file), `store` (SQLite), `registry` (in-memory routing snapshot),
 //! `upstream` (HTTP client), `proxy` (the request core), `ops` (management
-//! operations, written once), `http` (the axum surface), `server` (lifecycle).
+//! operations, written once), `http` (the axum surface), `mcp` (the MCP
+//! server over stdio and Streamable HTTP), `server` (lifecycle).
 
 pub mod catalog;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod mcp;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;

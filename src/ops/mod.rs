@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod apply;
 pub mod audit;
+pub mod cost;
 pub mod health;
 pub mod keys;
 pub mod models;

@@ -4,9 +4,11 @@
 
 mod migrate;
 pub mod records;
+mod usage_stats;
 mod writer;
 
 pub use records::*;
+pub use usage_stats::*;
 
 use crate::secret::{Cipher, CipherError};
 use rusqlite::{Connection, OpenFlags};
