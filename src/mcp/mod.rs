@@ -58,6 +58,14 @@ impl OmnirouteMcp {
     pub fn tools(&self) -> Vec<rmcp::model::Tool> {
         self.tool_router.list_all()
     }
+
+    /// The tools as clients see them in `tools/list`, sorted by name: checked
+    /// into `schemas/mcp-tools.json` so a change to any tool's schema shows.
+    pub fn tool_catalog() -> serde_json::Value {
+        let mut tools = (Self::ops_tools() + Self::routing_tools()).list_all();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        serde_json::json!({ "tools": tools })
+    }
 }
 
 /// The message a client sees when an operation fails, saying what to fix.
