@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod ops;
 pub mod proxy;
 pub mod registry;
+pub mod routing;
 pub mod schema;
 pub mod secret;
 pub mod server;

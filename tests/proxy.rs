@@ -260,6 +260,11 @@ async fn upstream_failures_become_502_429_and_504() {
         s.upstream_timeout = Duration::from_millis(500)
     })
     .await;
+    let r = post(&gw, chat("mock/hang")).await;
+    assert_eq!(r.status(), 504);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+
     let r = post(&gw, chat("mock/fail-500")).await;
     assert_eq!(r.status(), 502);
     let body: Value = r.json().await.unwrap();
@@ -276,8 +281,20 @@ async fn upstream_failures_become_502_429_and_504() {
     let body: Value = r.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("quota"));
 
-    let r = post(&gw, chat("mock/hang")).await;
-    assert_eq!(r.status(), 504);
+    // "quota" in a 429 cools the whole account down until the Retry-After
+    let r = post(&gw, chat("mock/gpt-4o-mini")).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "7");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "no_target_available");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("account cooldown"),
+        "{body}"
+    );
+    assert_eq!(up.calls("gpt-4o-mini"), 0);
 
     let dead = "http://127.0.0.1:9/v1";
     drop(gw);

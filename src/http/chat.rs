@@ -18,6 +18,11 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
         .get::<Caller>()
         .cloned()
         .unwrap_or_default();
+    let session = req
+        .headers()
+        .get("x-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let result = async {
         let bytes = read_body(req, state.gw.settings.max_body_bytes).await?;
         let body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
@@ -33,6 +38,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
             endpoint: "chat.completions",
             body,
             started,
+            session,
         };
         proxy::chat(&state.gw, call).await.map_err(ApiError::from)
     }

@@ -4,9 +4,11 @@
 
 mod migrate;
 pub mod records;
+pub mod routing_records;
 mod writer;
 
 pub use records::*;
+pub use routing_records::*;
 
 use crate::secret::{Cipher, CipherError};
 use rusqlite::{Connection, OpenFlags};
@@ -142,6 +144,14 @@ impl Store {
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         self.inner.writer.run(f).await
+    }
+
+    /// Queue a write without waiting for it (routing state, counters).
+    pub fn write_detached<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.inner.writer.detached(what, f);
     }
 
     /// Queue a usage row; batched with others into one transaction. Never blocks.
