@@ -279,12 +279,21 @@ async fn upstream_failures_become_502_429_and_504() {
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "7");
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("quota"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Rate limit"));
+    // a rate limit cools only that target: the account's other models still answer
+    assert_eq!(post(&gw, chat("mock/gpt-4o-mini")).await.status(), 200);
 
-    // "quota" in a 429 cools the whole account down until the Retry-After
+    let r = post(&gw, chat("mock/fail-quota")).await;
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("quota"));
+    // an exhausted quota cools the whole account down until the Retry-After
     let r = post(&gw, chat("mock/gpt-4o-mini")).await;
     assert_eq!(r.status(), 503);
-    assert_eq!(r.headers()["retry-after"], "7");
+    assert_eq!(r.headers()["retry-after"], "30");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "no_target_available");
     assert!(
@@ -294,7 +303,7 @@ async fn upstream_failures_become_502_429_and_504() {
             .contains("account cooldown"),
         "{body}"
     );
-    assert_eq!(up.calls("gpt-4o-mini"), 0);
+    assert_eq!(up.calls("gpt-4o-mini"), 1);
 
     let dead = "http://127.0.0.1:9/v1";
     drop(gw);

@@ -27,7 +27,11 @@ async fn official_openai_python_sdk_streams_through_the_gateway() {
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, example_config(&up.base_url())).unwrap();
+    let text = format!(
+        "{}\n[[combos]]\nname = \"coding\"\nmodels = [\"mock/fail-429\", \"mock/gpt-4o-mini\"]\n",
+        example_config(&up.base_url())
+    );
+    std::fs::write(&cfg, text).unwrap();
     let gw = Binary::start(
         &dir.path().join("data"),
         &["--config", cfg.to_str().unwrap()],

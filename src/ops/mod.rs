@@ -5,10 +5,13 @@
 pub mod accounts;
 pub mod apply;
 pub mod audit;
+pub mod combos;
+pub mod explain;
 pub mod health;
 pub mod keys;
 pub mod models;
 pub mod providers;
+pub mod quota;
 pub mod route;
 pub mod usage;
 

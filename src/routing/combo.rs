@@ -171,7 +171,11 @@ impl Combo {
                     .map_err(|m| ComboError::Invalid(self.name.clone(), m))?;
             }
         }
-        if self.limits.budget_usd.is_some_and(|b| b.is_nan() || b < 0.0) {
+        if self
+            .limits
+            .budget_usd
+            .is_some_and(|b| b.is_nan() || b < 0.0)
+        {
             return bad("limits.budget_usd must be zero or more".into());
         }
         if let Some(f) = &self.fusion {

@@ -98,6 +98,26 @@ pub fn plan(
     requested: &str,
     shape: &Shape,
 ) -> Result<Plan, PlanError> {
+    plan_with(registry, routing, requested, shape, false)
+}
+
+/// Plan without moving any strategy state (for explanations).
+pub fn explain(
+    registry: &Registry,
+    routing: &Routing,
+    requested: &str,
+    shape: &Shape,
+) -> Result<Plan, PlanError> {
+    plan_with(registry, routing, requested, shape, true)
+}
+
+fn plan_with(
+    registry: &Registry,
+    routing: &Routing,
+    requested: &str,
+    shape: &Shape,
+    dry: bool,
+) -> Result<Plan, PlanError> {
     let combo = registry
         .combo(requested)
         .cloned()
@@ -264,7 +284,14 @@ pub fn plan(
             position += 1;
         }
     }
-    let state = combo.as_ref().map(|c| routing.combo_state(&c.name));
+    let state = combo.as_ref().map(|c| {
+        let live = routing.combo_state(&c.name);
+        if dry {
+            Arc::new(live.snapshot())
+        } else {
+            live
+        }
+    });
     let fallback_state = ComboState::default();
     let mut rng = routing.rng();
     let mut ordered: Vec<Planned> = Vec::new();

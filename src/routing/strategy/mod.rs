@@ -162,6 +162,21 @@ pub struct ComboState {
     pub last_good: Mutex<Option<String>>,
 }
 
+impl ComboState {
+    /// A copy to plan with without moving the real state (explanations).
+    pub fn snapshot(&self) -> ComboState {
+        let copy = |m: &Mutex<Option<String>>| Mutex::new(m.lock().ok().and_then(|g| g.clone()));
+        ComboState {
+            round_robin: AtomicU64::new(
+                self.round_robin.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            fill_current: copy(&self.fill_current),
+            bag: Mutex::new(self.bag.lock().map(|b| b.clone()).unwrap_or_default()),
+            last_good: copy(&self.last_good),
+        }
+    }
+}
+
 pub struct Ctx<'a> {
     pub rng: &'a mut StdRng,
     pub state: &'a ComboState,
