@@ -397,3 +397,53 @@ async fn fusion_returns_the_first_good_answer() {
     assert_eq!(up.calls("slow"), 1, "both were asked in parallel");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn breaker_state_survives_a_restart() {
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || {
+        let mut s = omniroute::gateway::Settings::with_data_dir(dir.path().to_path_buf());
+        s.port = 0;
+        s
+    };
+    let gw = omniroute::gateway::Gateway::open(settings()).await.unwrap();
+    let cfg = omniroute::config::FileConfig::parse(&example_config(&up.base_url())).unwrap();
+    ops::apply::apply_config(&gw, &cfg).await.unwrap();
+    let req = ops::route::RouteRequest {
+        model: "mock/fail-500".into(),
+        messages: vec![ops::route::ChatMessage {
+            role: "user".into(),
+            content: "x".into(),
+        }],
+        max_tokens: None,
+        temperature: None,
+    };
+    assert!(ops::route::route_chat(&gw, req, None).await.is_err());
+    let status = ops::explain::routing_status(&gw);
+    let before = status
+        .targets
+        .iter()
+        .find(|t| t.target.ends_with("/fail-500"))
+        .unwrap();
+    assert!(before.cooldown_s.is_some());
+    assert_eq!(status.providers[0].provider, "mock");
+    gw.store.close().await.unwrap();
+    drop(gw);
+    let again = omniroute::gateway::Gateway::open(settings()).await.unwrap();
+    let after = ops::explain::routing_status(&again);
+    let t = after
+        .targets
+        .iter()
+        .find(|t| t.target.ends_with("/fail-500"))
+        .expect("restored");
+    assert!(t.cooldown_s.is_some(), "{t:?}");
+    assert!(
+        t.cooldown_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("transient"),
+        "{t:?}"
+    );
+    again.store.close().await.unwrap();
+}

@@ -82,16 +82,66 @@ pub async fn explain_route(
     })
 }
 
-/// Live breaker, cooldown and latency figures per target and account.
+/// Live breaker, cooldown and latency figures per target and account,
+/// with a per-provider roll-up.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RoutingStatus {
+    pub providers: Vec<ProviderRollup>,
     pub targets: Vec<crate::routing::health::TargetReport>,
     pub accounts: Vec<crate::routing::health::AccountReport>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderRollup {
+    pub provider: String,
+    /// closed (all targets closed), degraded (some open), open (all open)
+    pub state: String,
+    pub targets: usize,
+    pub open: usize,
+    pub cooling: usize,
+    pub requests: u64,
+    pub errors: u64,
+}
+
 pub fn routing_status(gw: &Gateway) -> RoutingStatus {
+    use crate::routing::breaker::BreakerState;
+    let targets = gw.routing.health.target_reports();
+    let mut providers: Vec<ProviderRollup> = Vec::new();
+    for t in &targets {
+        let provider = t.target.split('/').next().unwrap_or_default().to_string();
+        let entry = match providers.iter_mut().position(|p| p.provider == provider) {
+            Some(i) => &mut providers[i],
+            None => {
+                providers.push(ProviderRollup {
+                    provider,
+                    state: String::new(),
+                    targets: 0,
+                    open: 0,
+                    cooling: 0,
+                    requests: 0,
+                    errors: 0,
+                });
+                let last = providers.len() - 1;
+                &mut providers[last]
+            }
+        };
+        entry.targets += 1;
+        entry.open += usize::from(t.breaker != BreakerState::Closed);
+        entry.cooling += usize::from(t.cooldown_s.is_some());
+        entry.requests += t.requests;
+        entry.errors += t.errors;
+    }
+    for p in &mut providers {
+        p.state = match p.open {
+            0 => "closed",
+            n if n == p.targets => "open",
+            _ => "degraded",
+        }
+        .into();
+    }
     RoutingStatus {
-        targets: gw.routing.health.target_reports(),
+        providers,
+        targets,
         accounts: gw.routing.health.account_reports(),
     }
 }

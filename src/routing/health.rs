@@ -285,6 +285,20 @@ impl HealthBook {
                 e.reason = None;
                 e.backoff = 0;
             }
+            // The upstream says this was the last request before its reset: rest until then.
+            if let Some(QuotaObservation {
+                remaining,
+                reset_at: Some(reset),
+                ..
+            }) = quota
+            {
+                if remaining <= 0.0 && reset > now {
+                    e.cooldown_until = Some(reset);
+                    e.reason = Some(
+                        "quota_exhausted: upstream reports 0 remaining until its reset".into(),
+                    );
+                }
+            }
         }
         row
     }
@@ -589,6 +603,21 @@ mod tests {
         let fresh = HealthBook::new(BreakerConfig::default());
         fresh.restore(&[last], crate::store::now_ms());
         assert_eq!(fresh.view("t", "a").breaker, Some(BreakerState::Open));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_remaining_cools_the_account_until_the_reset() {
+        let book = HealthBook::new(BreakerConfig::default());
+        let quota = QuotaObservation {
+            remaining: 0.0,
+            limit: 100.0,
+            reset_at: Some(Instant::now() + Duration::from_secs(40)),
+        };
+        book.record_success("t", "a", 10.0, Some(quota));
+        let (d, why) = book.view("t2", "a").account_cooldown.unwrap();
+        assert_eq!(d, Duration::from_secs(40));
+        assert!(why.contains("0 remaining"));
+        assert_eq!(book.view("t2", "a").quota_remaining, Some(0.0));
     }
 
     #[test]
