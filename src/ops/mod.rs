@@ -5,11 +5,13 @@
 pub mod accounts;
 pub mod apply;
 pub mod audit;
+pub mod cost;
 pub mod health;
 pub mod keys;
 pub mod models;
 pub mod providers;
 pub mod route;
+pub mod tasks;
 pub mod usage;
 
 use crate::store::StoreError;

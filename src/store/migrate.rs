@@ -5,7 +5,12 @@ use super::StoreError;
 use rusqlite::Connection;
 use std::path::Path;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+// Versions only ever grow; a gap (a number reserved by another branch) is
+// fine: every version above the stored one is applied in order.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (3, include_str!("migrations/0003_a2a_tasks.sql")),
+];
 
 pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 

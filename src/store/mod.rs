@@ -4,6 +4,7 @@
 
 mod migrate;
 pub mod records;
+pub mod tasks;
 mod writer;
 
 pub use records::*;
