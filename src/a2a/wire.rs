@@ -297,9 +297,11 @@ pub fn decode_part(v: &Value, at: &str) -> Result<Part, RpcError> {
             p.url = opt_str(v, "url");
             p.raw = opt_str(v, "raw");
         }
-        _ => return Err(invalid(format!(
+        _ => {
+            return Err(invalid(format!(
             "{at} must carry one of text, data, url or raw (1.0) or kind text, data or file (0.3)"
-        ))),
+        )))
+        }
     }
     if p.url.is_some() || p.raw.is_some() {
         return Err(RpcError::ContentType(format!(
