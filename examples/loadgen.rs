@@ -14,7 +14,10 @@ use std::time::Instant;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
@@ -29,8 +32,12 @@ async fn main() {
     let url = arg("--url").expect("--url");
     let key = arg("--key").unwrap_or_default();
     let model = arg("--model").unwrap_or_else(|| "mock/bench".into());
-    let concurrency: usize = arg("--concurrency").and_then(|v| v.parse().ok()).unwrap_or(16);
-    let total: usize = arg("--requests").and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let concurrency: usize = arg("--concurrency")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let total: usize = arg("--requests")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let stream = std::env::args().any(|a| a == "--stream");
     let body = serde_json::json!({
         "model": model,
@@ -38,13 +45,23 @@ async fn main() {
         "stream": stream,
     })
     .to_string();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency * 2).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency * 2)
+        .build()
+        .unwrap();
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, key, body, next, errors) = (client.clone(), url.clone(), key.clone(), body.clone(), next.clone(), errors.clone());
+        let (client, url, key, body, next, errors) = (
+            client.clone(),
+            url.clone(),
+            key.clone(),
+            body.clone(),
+            next.clone(),
+            errors.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut ttfb = Vec::new();

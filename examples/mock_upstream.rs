@@ -49,8 +49,13 @@ async fn main() {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .with_state(opts);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16)).await.expect("bind");
-    println!("mock upstream on http://{}", listener.local_addr().expect("addr"));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16))
+        .await
+        .expect("bind");
+    println!(
+        "mock upstream on http://{}",
+        listener.local_addr().expect("addr")
+    );
     axum::serve(listener, app).await.expect("serve");
 }
 
@@ -58,7 +63,12 @@ async fn chat(State(o): State<Arc<Opts>>, body: Bytes) -> Response {
     // A byte search is enough for a benchmark double and costs nothing.
     let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
     if has(b"\"fail-429\"") {
-        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], r#"{"error":{"message":"Rate limit reached","type":"rate_limit_exceeded"}}"#).into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            r#"{"error":{"message":"Rate limit reached","type":"rate_limit_exceeded"}}"#,
+        )
+            .into_response();
     }
     if !o.latency.is_zero() {
         tokio::time::sleep(o.latency).await;
@@ -84,7 +94,10 @@ async fn chat(State(o): State<Arc<Opts>>, body: Bytes) -> Response {
                 Some((Ok::<_, std::io::Error>(b), i + 1))
             }
         });
-        return Response::builder().header("content-type", "text/event-stream").body(Body::from_stream(s)).unwrap();
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(s))
+            .unwrap();
     }
     ([("content-type", "application/json")], o.completion.clone()).into_response()
 }

@@ -4,8 +4,10 @@
 //! Layout: `catalog` (providers known at build time), `config` (the config
 //! file), `store` (SQLite), `registry` (in-memory routing snapshot),
 //! `upstream` (HTTP client), `proxy` (the request core), `ops` (management
-//! operations, written once), `http` (the axum surface), `server` (lifecycle).
+//! operations, written once), `http` (the axum surface), `a2a` (the A2A agent
+//! surface), `server` (lifecycle).
 
+pub mod a2a;
 pub mod catalog;
 pub mod config;
 pub mod gateway;

@@ -5,6 +5,7 @@
 mod migrate;
 pub mod records;
 pub mod routing_records;
+pub mod tasks;
 mod writer;
 
 pub use records::*;
