@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod formats;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
