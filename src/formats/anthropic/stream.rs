@@ -350,3 +350,124 @@ impl StreamEncoder {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mid_stream_error_ends_with_an_error_event_and_no_stop() {
+        let mut e = StreamEncoder::new(&ClientContext {
+            model: "claude".into(),
+            ..ClientContext::default()
+        });
+        let mut out = Vec::new();
+        for ev in [
+            StreamEvent::Start {
+                id: "u1".into(),
+                model: "up".into(),
+                usage: Usage::default(),
+            },
+            StreamEvent::BlockStart {
+                index: 0,
+                block: BlockKind::Text,
+            },
+            StreamEvent::Delta {
+                index: 0,
+                delta: Delta::Text("Hel".into()),
+            },
+            StreamEvent::Error(ErrorInfo::new(ErrorKind::Overloaded, 503, "Overloaded")),
+            StreamEvent::Finish {
+                reason: FinishReason::EndTurn,
+                stop_sequence: None,
+            },
+        ] {
+            out.extend(e.push(&ev));
+        }
+        let names: Vec<&str> = out
+            .iter()
+            .filter_map(|f| f.lines().next()?.strip_prefix("event: "))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "error"
+            ]
+        );
+        assert_eq!(out[4], "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n");
+    }
+
+    #[test]
+    fn foreign_signatures_are_tagged_and_anthropic_ones_pass_unchanged() {
+        let mut e = StreamEncoder::new(&ClientContext::default());
+        let gem = BlockKind::Reasoning {
+            provenance: WireFormat::Gemini,
+            redacted: None,
+        };
+        let mut out = e.push(&StreamEvent::BlockStart {
+            index: 0,
+            block: gem,
+        });
+        out.extend(e.push(&StreamEvent::Delta {
+            index: 0,
+            delta: Delta::Signature("S".into()),
+        }));
+        assert!(out
+            .iter()
+            .any(|f| f.contains("\"signature\":\"gw1.gemini.S\"")));
+        let mut d = StreamDecoder::new();
+        let evs = d.push(Some("content_block_start"), r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}"#);
+        assert!(matches!(
+            &evs[0],
+            StreamEvent::BlockStart {
+                block: BlockKind::Reasoning {
+                    provenance: WireFormat::Anthropic,
+                    ..
+                },
+                ..
+            }
+        ));
+        let evs = d.push(None, r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"real"}}"#);
+        assert_eq!(
+            evs,
+            vec![StreamEvent::Delta {
+                index: 0,
+                delta: Delta::Signature("real".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn decoder_merges_usage_and_reports_truncation() {
+        let mut d = StreamDecoder::new();
+        d.push(None, r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":15,"cache_read_input_tokens":5,"output_tokens":1}}}"#);
+        let ev = d.push(None, r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":9}}"#);
+        assert_eq!(
+            ev,
+            vec![StreamEvent::Usage(Usage {
+                input_tokens: 15,
+                output_tokens: 9,
+                cache_read_tokens: 5,
+                ..Usage::default()
+            })]
+        );
+        let ev = d.push(None, r#"{"type":"message_stop"}"#);
+        assert_eq!(
+            ev,
+            vec![StreamEvent::Finish {
+                reason: FinishReason::MaxTokens,
+                stop_sequence: None
+            }]
+        );
+        let mut d = StreamDecoder::new();
+        d.push(
+            None,
+            r#"{"type":"message_start","message":{"id":"m","model":"c"}}"#,
+        );
+        assert!(matches!(d.finish().as_slice(), [StreamEvent::Error(_)]));
+    }
+}

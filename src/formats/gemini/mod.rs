@@ -192,8 +192,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, FormatError> {
                         description: string_of(d, "description"),
                         parameters: d
                             .get("parametersJsonSchema")
-                            .or_else(|| d.get("parameters"))
-                            .cloned(),
+                            .cloned()
+                            .or_else(|| d.get("parameters").map(schema::lowercase_types)),
                         strict: None,
                         kind: ToolKind::Function,
                         cache: None,

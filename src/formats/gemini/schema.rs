@@ -96,6 +96,24 @@ fn clean(v: &Value, defs: &Value, depth: usize) -> Value {
     }
 }
 
+/// Gemini's own schemas spell types in upper case (`OBJECT`); JSON Schema wants lower case.
+pub fn lowercase_types(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| match (k.as_str(), x) {
+                    ("type", Value::String(t)) => {
+                        (k.clone(), Value::String(t.to_ascii_lowercase()))
+                    }
+                    _ => (k.clone(), lowercase_types(x)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(lowercase_types).collect()),
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -430,3 +430,164 @@ impl StreamEncoder {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(chunks: &[&str]) -> Vec<StreamEvent> {
+        let mut d = StreamDecoder::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(d.push(None, c));
+        }
+        out.extend(d.finish());
+        out
+    }
+
+    fn args_of(events: &[StreamEvent]) -> Vec<(String, String)> {
+        let mut calls: Vec<(usize, String, String)> = Vec::new();
+        for e in events {
+            match e {
+                StreamEvent::BlockStart {
+                    index,
+                    block: BlockKind::ToolCall { id, .. },
+                } => calls.push((*index, id.clone(), String::new())),
+                StreamEvent::Delta {
+                    index,
+                    delta: Delta::ToolArgs(a),
+                } => {
+                    if let Some(c) = calls.iter_mut().find(|c| c.0 == *index) {
+                        c.2.push_str(a);
+                    }
+                }
+                _ => {}
+            }
+        }
+        calls.into_iter().map(|(_, id, a)| (id, a)).collect()
+    }
+
+    const ROLE: &str =
+        r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"role":"assistant"}}]}"#;
+
+    #[test]
+    fn parallel_calls_reusing_index_zero_get_their_own_blocks() {
+        let ev = feed(&[
+            ROLE,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"name":"R","arguments":"{\"p\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_b","function":{"name":"R","arguments":"{\"p\":2}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(
+            args_of(&ev),
+            vec![
+                ("call_a".into(), "{\"p\":1}".into()),
+                ("call_b".into(), "{\"p\":2}".into())
+            ]
+        );
+        assert_eq!(
+            ev.last(),
+            Some(&StreamEvent::Finish {
+                reason: FinishReason::ToolUse,
+                stop_sequence: None
+            }),
+            "stop with tools is tool_use"
+        );
+    }
+
+    #[test]
+    fn interleaved_fragments_are_buffered_until_the_open_call_closes() {
+        let ev = feed(&[
+            ROLE,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"R","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"b","function":{"name":"G","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{\"y\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"2}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(
+            args_of(&ev),
+            vec![
+                ("a".into(), "{\"x\":1}".into()),
+                ("b".into(), "{\"y\":2}".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn usage_after_finish_is_kept_and_eof_without_finish_is_an_error() {
+        let ev = feed(&[
+            ROLE,
+            r#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":12}}}"#,
+        ]);
+        let usage = ev.iter().find_map(|e| match e {
+            StreamEvent::Usage(u) => Some(*u),
+            _ => None,
+        });
+        assert_eq!(
+            usage.map(|u| (u.input_tokens, u.cache_read_tokens, u.output_tokens)),
+            Some((8, 12, 5))
+        );
+        assert!(
+            matches!(ev.last(), Some(StreamEvent::Finish { .. })),
+            "EOF after finish_reason completes"
+        );
+        let ev = feed(&[
+            ROLE,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hel"}}]}"#,
+        ]);
+        assert!(
+            matches!(ev.last(), Some(StreamEvent::Error(e)) if e.message.contains("ended unexpectedly"))
+        );
+    }
+
+    #[test]
+    fn encoder_writes_exact_chunks_and_hides_usage_unless_asked() {
+        let ctx = ClientContext {
+            model: "m".into(),
+            created: 7,
+            include_usage: false,
+            custom_tools: vec![],
+        };
+        let mut e = StreamEncoder::new(&ctx);
+        let mut out = Vec::new();
+        for ev in [
+            StreamEvent::Start {
+                id: "x".into(),
+                model: "up".into(),
+                usage: Usage::default(),
+            },
+            StreamEvent::BlockStart {
+                index: 0,
+                block: BlockKind::Text,
+            },
+            StreamEvent::Delta {
+                index: 0,
+                delta: Delta::Text("hi".into()),
+            },
+            StreamEvent::BlockStop { index: 0 },
+            StreamEvent::Finish {
+                reason: FinishReason::EndTurn,
+                stop_sequence: None,
+            },
+        ] {
+            out.extend(e.push(&ev));
+        }
+        assert_eq!(out, vec![
+            "data: {\"id\":\"chatcmpl-x\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
+            "data: {\"id\":\"chatcmpl-x\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n",
+            "data: {\"id\":\"chatcmpl-x\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        ]);
+        assert!(
+            e.push(&StreamEvent::Usage(Usage::default())).is_empty(),
+            "nothing after the terminator"
+        );
+    }
+}

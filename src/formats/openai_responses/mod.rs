@@ -24,7 +24,8 @@ fn input_parts(content: Option<&Value>, lossy: &mut Vec<String>) -> Vec<Part> {
                 "input_image" => match str_of(p, "image_url") {
                     Some(url) => Some(Part::Image {
                         source: MediaSource::from_url(url),
-                        detail: string_of(p, "detail"),
+                        // "auto" is the default: keep only a real choice
+                        detail: string_of(p, "detail").filter(|d| d != "auto"),
                     }),
                     None => {
                         lossy.push("input_image by file_id dropped".into());
