@@ -405,8 +405,7 @@ fn errors_in_every_format() {
             let table: Vec<Value> = kinds
                 .iter()
                 .map(|(k, s)| {
-                    let (status, body) =
-                        formats::encode_error(f, *s, *k, "maximum context length is 128000 tokens");
+                    let (status, body) = formats::encode_error(f, *s, *k, "something failed");
                     // and back: the same kind is recognised
                     let info = formats::decode_error(f, status, body.to_string().as_bytes());
                     json!({"kind": k, "status": status, "body": body, "decoded_kind": info.kind})
