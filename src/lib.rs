@@ -10,6 +10,7 @@
 pub mod a2a;
 pub mod catalog;
 pub mod config;
+pub mod formats;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
