@@ -18,6 +18,9 @@ pub struct FileConfig {
     /// Upstream providers: overrides of catalog entries or custom providers.
     #[serde(default)]
     pub providers: Vec<ProviderEntry>,
+    /// Combos: named routing plans clients use as a model name.
+    #[serde(default)]
+    pub combos: Vec<crate::routing::combo::Combo>,
 }
 
 /// `[server]`
@@ -147,6 +150,14 @@ impl FileConfig {
                 return Err(format!(
                     "server.api_keys[{i}] is too short (at least 8 characters)"
                 ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, c) in self.combos.iter().enumerate() {
+            c.validate_shape()
+                .map_err(|e| format!("combos[{i}]: {e}"))?;
+            if !names.insert(c.name.as_str()) {
+                return Err(format!("combos[{i}]: duplicate combo name {:?}", c.name));
             }
         }
         let mut seen = std::collections::HashSet::new();

@@ -5,6 +5,9 @@
 use crate::catalog::{self, ProviderSpec};
 use crate::metrics::Metrics;
 use crate::registry::{Inputs, Registry};
+use crate::routing::budget::{BudgetRule, BudgetScope, Period, Spend};
+use crate::routing::combo::Combo;
+use crate::routing::Routing;
 use crate::store::{self, Store, StoreError};
 use crate::upstream::{Upstream, UpstreamError};
 use arc_swap::ArcSwap;
@@ -27,6 +30,8 @@ pub struct Settings {
     pub keep_alive: Duration,
     /// How often the registry checks the store for changes by other processes.
     pub reload_interval: Duration,
+    /// Seed for routing randomness (tests); None draws from the OS.
+    pub routing_seed: Option<u64>,
 }
 
 impl Settings {
@@ -42,6 +47,7 @@ impl Settings {
             connect_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
             reload_interval: Duration::from_millis(250),
+            routing_seed: None,
         }
     }
 }
@@ -59,6 +65,7 @@ pub struct Gateway {
     pub store: Store,
     pub upstream: Upstream,
     pub metrics: Metrics,
+    pub routing: Arc<Routing>,
     catalog: Vec<ProviderSpec>,
     registry: ArcSwap<Registry>,
     started: Instant,
@@ -71,7 +78,11 @@ impl Gateway {
         let store = tokio::task::spawn_blocking(move || Store::open(&dir))
             .await
             .map_err(|e| StoreError::Join(e.to_string()))??;
+        let health_rows = store.read(store::list_health).await?;
+        let routing = Arc::new(Routing::new(settings.routing_seed));
+        routing.health.restore(&health_rows, store::now_ms());
         let gw = Arc::new(Gateway {
+            routing,
             upstream: Upstream::new(settings.connect_timeout)?,
             settings,
             store,
@@ -99,17 +110,87 @@ impl Gateway {
 
     /// Rebuild the registry from the store now.
     pub async fn reload(&self) -> Result<(), StoreError> {
-        let (generation, providers, accounts, keys) = self
+        let now = store::now_ms();
+        let (generation, providers, accounts, keys, combo_rows, mut budgets) = self
             .store
-            .read(|c| {
+            .read(move |c| {
+                let mut budgets = Vec::new();
+                for b in store::list_budgets(c)? {
+                    let (Some(scope), Some(period)) =
+                        (BudgetScope::parse(&b.scope), Period::parse(&b.period))
+                    else {
+                        continue;
+                    };
+                    let (usd, tokens) =
+                        store::spend_since(c, &b.scope, &b.scope_id, period.bounds(now).0)?;
+                    let rule = BudgetRule {
+                        scope,
+                        scope_id: b.scope_id,
+                        period,
+                        limit_usd: b.limit_usd,
+                        limit_tokens: b.limit_tokens.map(|t| t.max(0) as u64),
+                    };
+                    budgets.push((
+                        rule,
+                        Spend {
+                            usd,
+                            tokens,
+                            ..Spend::default()
+                        },
+                    ));
+                }
                 Ok((
                     store::config_generation(c)?,
                     store::list_providers(c)?,
                     store::list_accounts(c)?,
                     store::list_keys(c)?,
+                    store::list_combos(c)?,
+                    budgets,
                 ))
             })
             .await?;
+        let mut combos = Vec::new();
+        for row in combo_rows {
+            match serde_json::from_str::<Combo>(&row.definition) {
+                Ok(c) => combos.push(c),
+                Err(e) => {
+                    tracing::warn!(combo = %row.name, error = %e, "stored combo is unreadable; skipped")
+                }
+            }
+        }
+        // Combo budgets are day budgets on the combo.
+        for c in &combos {
+            if let Some(limit) = c.limits.budget_usd {
+                if !budgets
+                    .iter()
+                    .any(|(r, _)| r.scope == BudgetScope::Combo && r.scope_id == c.name)
+                {
+                    let name = c.name.clone();
+                    let (usd, tokens) = self
+                        .store
+                        .read(move |conn| {
+                            store::spend_since(conn, "combo", &name, Period::Day.bounds(now).0)
+                        })
+                        .await?;
+                    let rule = BudgetRule {
+                        scope: BudgetScope::Combo,
+                        scope_id: c.name.clone(),
+                        period: Period::Day,
+                        limit_usd: Some(limit),
+                        limit_tokens: None,
+                    };
+                    budgets.push((
+                        rule,
+                        Spend {
+                            usd,
+                            tokens,
+                            ..Spend::default()
+                        },
+                    ));
+                }
+            }
+        }
+        self.routing.budgets.load(budgets, now);
         let env = |name: &str| std::env::var(name).ok();
         let registry = Registry::build(Inputs {
             generation,
@@ -117,6 +198,7 @@ impl Gateway {
             providers,
             accounts,
             keys,
+            combos,
             cipher: self.store.cipher(),
             env: &env,
         });

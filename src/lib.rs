@@ -5,10 +5,13 @@
 //! file), `store` (SQLite), `registry` (in-memory routing snapshot),
 //! `upstream` (HTTP client), `proxy` (the request core), `ops` (management
 //! operations, written once), `http` (the axum surface), `mcp` (the MCP
-//! server over stdio and Streamable HTTP), `server` (lifecycle).
+//! server over stdio and Streamable HTTP), `a2a` (the A2A agent surface),
+//! `server` (lifecycle).
 
+pub mod a2a;
 pub mod catalog;
 pub mod config;
+pub mod formats;
 pub mod gateway;
 pub mod http;
 pub mod mcp;
@@ -16,6 +19,7 @@ pub mod metrics;
 pub mod ops;
 pub mod proxy;
 pub mod registry;
+pub mod routing;
 pub mod schema;
 pub mod secret;
 pub mod server;

@@ -62,6 +62,20 @@ enum Command {
     /// Accounts: credentials for providers (several per provider allowed).
     #[command(subcommand)]
     Accounts(AccountsCmd),
+    /// Combos: named routing plans clients use as a model.
+    #[command(subcommand)]
+    Combos(CombosCmd),
+    /// Explain how a model or combo would be routed now.
+    #[command(subcommand)]
+    Route(RouteCmd),
+    /// Budgets in USD/tokens per key, account, tier, combo or globally.
+    #[command(subcommand)]
+    Budgets(BudgetsCmd),
+    /// Quota and budget per account and tier: used, limit, remaining, reset, cooldown.
+    Quota {
+        #[arg(long)]
+        provider: Option<String>,
+    },
     /// Usage summary for a period.
     Usage {
         /// Period to cover, e.g. 24h, 7d, 30d.
@@ -70,6 +84,78 @@ enum Command {
         /// Group rows by.
         #[arg(long, value_enum, default_value = "provider")]
         by: GroupBy,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CombosCmd {
+    List,
+    Show {
+        name: String,
+    },
+    /// Create or replace a combo.
+    Set {
+        name: String,
+        /// Steps: prefix/model or combo names, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Keep sessions on their target while it is healthy.
+        #[arg(long)]
+        sticky: bool,
+        /// Daily USD cap for this combo.
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        /// The whole combo as JSON (instead of the flags).
+        #[arg(long)]
+        definition: Option<String>,
+        /// Validate and print the diff without saving.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    Delete {
+        name: String,
+    },
+    /// Undo the last change to a combo.
+    Rollback {
+        name: String,
+    },
+    /// Send a tiny prompt through every target of a combo.
+    Test {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RouteCmd {
+    /// The ordered plan with reasons, and what is skipped and why.
+    Explain {
+        model: String,
+        /// Estimated prompt tokens.
+        #[arg(long)]
+        tokens: Option<u64>,
+        /// Client key id whose budgets apply.
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BudgetsCmd {
+    List,
+    /// Set a budget (omit both limits to remove it).
+    Set {
+        /// key | account | tier | combo | global
+        scope: String,
+        /// Key id, account id, tier or combo name (not for global).
+        id: Option<String>,
+        #[arg(long, default_value = "day")]
+        period: String,
+        #[arg(long)]
+        usd: Option<f64>,
+        #[arg(long)]
+        tokens: Option<u64>,
     },
 }
 
@@ -272,6 +358,90 @@ async fn run(cli: Cli) -> Result<()> {
         Some(Command::Providers(cmd)) => providers(&gw, cmd, cli.json).await,
         Some(Command::Accounts(cmd)) => accounts(&gw, cmd, cli.json).await,
         Some(Command::Usage { since, by }) => usage(&gw, since, by, cli.json).await,
+        Some(Command::Combos(cmd)) => combos(&gw, cmd, cli.json).await,
+        Some(Command::Route(RouteCmd::Explain { model, tokens, key })) => {
+            let e = ops::explain::explain_route(
+                &gw,
+                ops::explain::ExplainInput {
+                    model,
+                    input_tokens: tokens,
+                    max_tokens: None,
+                    key_id: key,
+                    session: None,
+                },
+            )
+            .await?;
+            if cli.json {
+                return print_json(&e);
+            }
+            println!(
+                "{} (combo: {}, strategy: {})",
+                e.model,
+                e.combo.as_deref().unwrap_or("-"),
+                e.strategy
+            );
+            for t in &e.targets {
+                let cost = t
+                    .est_cost_usd
+                    .map(|c| format!("${c:.6}"))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "  {:>2}. {:<50} {:<13} {:>11}  {}",
+                    t.position,
+                    t.target,
+                    t.tier.as_str(),
+                    cost,
+                    t.reason
+                );
+            }
+            for s in &e.skipped {
+                println!("  skip {:<48} {}", s.target, s.reason);
+            }
+            Ok(())
+        }
+        Some(Command::Budgets(cmd)) => budgets(&gw, cmd, cli.json).await,
+        Some(Command::Quota { provider }) => {
+            let q = ops::quota::check_quota(&gw, ops::quota::QuotaQuery { provider }).await?;
+            if cli.json {
+                return print_json(&q);
+            }
+            println!(
+                "{:<20} {:<14} {:<13} {:<7} {:>10} {:>8}  COOLDOWN",
+                "ACCOUNT", "PROVIDER", "TIER", "USABLE", "TODAY USD", "REQS"
+            );
+            for a in &q.accounts {
+                println!(
+                    "{:<20} {:<14} {:<13} {:<7} {:>10.6} {:>8}  {}",
+                    a.account,
+                    a.provider,
+                    a.tier.as_str(),
+                    if a.usable { "yes" } else { "no" },
+                    a.spent_today_usd,
+                    a.requests_today,
+                    a.cooldown_s
+                        .map(|s| format!(
+                            "{s:.0}s {}",
+                            a.cooldown_reason.clone().unwrap_or_default()
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+            for b in &q.budgets {
+                println!(
+                    "budget {}:{} per {}: spent ${:.6} of {}, resets at {}",
+                    b.rule.scope.as_str(),
+                    b.rule.scope_id,
+                    b.rule.period.as_str(),
+                    b.spent_usd,
+                    b.rule
+                        .limit_usd
+                        .map(|l| format!("${l}"))
+                        .unwrap_or_else(|| "-".into()),
+                    b.resets_at_ms
+                );
+            }
+            Ok(())
+        }
     }
 }
 
@@ -562,6 +732,195 @@ async fn accounts(gw: &Gateway, cmd: AccountsCmd, json: bool) -> Result<()> {
         AccountsCmd::Remove { id } => {
             let removed = ops::accounts::remove_account(gw, &id, Actor::Cli).await?;
             println!("removed account {removed}");
+        }
+    }
+    Ok(())
+}
+
+async fn combos(gw: &Gateway, cmd: CombosCmd, json: bool) -> Result<()> {
+    use omniroute::routing::combo::{Combo, Step};
+    use omniroute::routing::strategy::StrategyKind;
+    match cmd {
+        CombosCmd::List => {
+            let list = ops::combos::list_combos(gw).await?;
+            if json {
+                return print_json(&list);
+            }
+            for c in list {
+                println!(
+                    "{:<20} {:<17} v{:<3} {}{}",
+                    c.combo.name,
+                    c.combo.strategy.as_str(),
+                    c.version,
+                    c.targets.join(", "),
+                    if c.builtin { " (built-in)" } else { "" }
+                );
+            }
+        }
+        CombosCmd::Show { name } => print_json(&ops::combos::get_combo(gw, &name).await?)?,
+        CombosCmd::Set {
+            name,
+            models,
+            strategy,
+            sticky,
+            budget_usd,
+            definition: raw,
+            dry_run,
+        } => {
+            let combo: Combo = match raw {
+                Some(raw) => {
+                    serde_json::from_str(&raw).context("--definition is not a valid combo")?
+                }
+                None => {
+                    let existing = ops::combos::get_combo(gw, &name)
+                        .await
+                        .ok()
+                        .filter(|c| !c.builtin);
+                    let mut combo = match existing {
+                        Some(v) => v.combo,
+                        None => Combo {
+                            name: name.clone(),
+                            strategy: StrategyKind::Priority,
+                            models: Vec::new(),
+                            sticky: false,
+                            description: None,
+                            limits: Default::default(),
+                            fusion: None,
+                        },
+                    };
+                    if let Some(models) = models {
+                        combo.models = models.into_iter().map(Step::Name).collect();
+                    }
+                    if let Some(s) = strategy {
+                        combo.strategy = StrategyKind::parse(&s).with_context(|| {
+                            let names: Vec<&str> =
+                                StrategyKind::ALL.iter().map(|k| k.as_str()).collect();
+                            format!("unknown strategy {s:?}; one of {}", names.join(", "))
+                        })?;
+                    }
+                    combo.sticky |= sticky;
+                    if budget_usd.is_some() {
+                        combo.limits.budget_usd = budget_usd;
+                    }
+                    combo
+                }
+            };
+            let r = ops::combos::upsert_combo(
+                gw,
+                ops::combos::UpsertComboInput { combo, dry_run },
+                Actor::Cli,
+            )
+            .await?;
+            if json {
+                return print_json(&r);
+            }
+            for d in &r.diff {
+                println!("  {d}");
+            }
+            for w in &r.warnings {
+                println!("  warning: {w}");
+            }
+            println!(
+                "{} {} (version {})",
+                if r.saved {
+                    "saved"
+                } else if dry_run {
+                    "dry run, not saved:"
+                } else {
+                    "unchanged:"
+                },
+                r.name,
+                r.version
+            );
+        }
+        CombosCmd::Delete { name } => {
+            ops::combos::delete_combo(gw, &name, Actor::Cli).await?;
+            println!("deleted {name}");
+        }
+        CombosCmd::Rollback { name } => {
+            let r = ops::combos::rollback_combo(gw, &name, Actor::Cli).await?;
+            if json {
+                return print_json(&r);
+            }
+            match r.restored {
+                Some(c) => println!(
+                    "rolled back {name} to its previous version: {}",
+                    serde_json::to_string(&c)?
+                ),
+                None => println!("rolled back {name}: it did not exist before, so it is removed"),
+            }
+        }
+        CombosCmd::Test { name } => {
+            let t = ops::combos::test_combo(gw, &name).await?;
+            if json {
+                return print_json(&t);
+            }
+            for r in &t.results {
+                println!(
+                    "{:<50} {:<4} {:>8.1} ms {}",
+                    r.target,
+                    if r.ok { "ok" } else { "FAIL" },
+                    r.latency_ms,
+                    r.error.clone().unwrap_or_default()
+                );
+            }
+            println!("{} ok, {} failed", t.ok, t.failed);
+        }
+    }
+    Ok(())
+}
+
+async fn budgets(gw: &Gateway, cmd: BudgetsCmd, json: bool) -> Result<()> {
+    use omniroute::routing::budget::{BudgetScope, Period};
+    match cmd {
+        BudgetsCmd::List => {
+            let q = ops::quota::check_quota(gw, Default::default()).await?;
+            if json {
+                return print_json(&q.budgets);
+            }
+            for b in q.budgets {
+                println!(
+                    "{}:{} per {}: ${:.6} spent, limit {}, {} tokens",
+                    b.rule.scope.as_str(),
+                    b.rule.scope_id,
+                    b.rule.period.as_str(),
+                    b.spent_usd,
+                    b.rule
+                        .limit_usd
+                        .map(|l| format!("${l}"))
+                        .unwrap_or_else(|| "-".into()),
+                    b.spent_tokens
+                );
+            }
+        }
+        BudgetsCmd::Set {
+            scope,
+            id,
+            period,
+            usd,
+            tokens,
+        } => {
+            let scope = BudgetScope::parse(&scope)
+                .context("scope must be key, account, tier, combo or global")?;
+            let period = Period::parse(&period).context("period must be day or month")?;
+            let rule = ops::quota::set_budget(
+                gw,
+                ops::quota::SetBudgetInput {
+                    scope,
+                    scope_id: id,
+                    period,
+                    limit_usd: usd,
+                    limit_tokens: tokens,
+                },
+                Actor::Cli,
+            )
+            .await?;
+            println!(
+                "budget {}:{} per {} set",
+                rule.scope.as_str(),
+                rule.scope_id,
+                rule.period.as_str()
+            );
         }
     }
     Ok(())

@@ -108,6 +108,7 @@ pub struct Registry {
     by_prefix: HashMap<String, usize>,
     accounts: HashMap<String, Vec<Arc<Account>>>,
     keys: HashMap<[u8; 32], KeyInfo>,
+    combos: HashMap<String, crate::routing::combo::Combo>,
     /// Problems met while building (bad rows are skipped, not fatal).
     pub warnings: Vec<String>,
 }
@@ -118,6 +119,7 @@ pub struct Inputs<'a> {
     pub providers: Vec<ProviderRow>,
     pub accounts: Vec<AccountRow>,
     pub keys: Vec<ClientKeyRow>,
+    pub combos: Vec<crate::routing::combo::Combo>,
     pub cipher: &'a Cipher,
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -234,6 +236,9 @@ impl Registry {
         for accounts in reg.accounts.values_mut() {
             accounts.sort_by_key(|a| a.priority);
         }
+        for combo in input.combos {
+            reg.combos.insert(combo.name.clone(), combo);
+        }
         for key in input.keys.into_iter().filter(|k| k.revoked_ms.is_none()) {
             match hex::decode(&key.hash)
                 .ok()
@@ -288,6 +293,17 @@ impl Registry {
 
     pub fn authenticate(&self, raw_key: &str) -> Option<&KeyInfo> {
         self.keys.get(&hash_key(raw_key))
+    }
+
+    pub fn combo(&self, name: &str) -> Option<&crate::routing::combo::Combo> {
+        self.combos.get(name)
+    }
+
+    /// Combos by name.
+    pub fn combos(&self) -> Vec<&crate::routing::combo::Combo> {
+        let mut v: Vec<_> = self.combos.values().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     pub fn key_count(&self) -> usize {
@@ -522,6 +538,7 @@ id = "llama-3.3-70b-versatile"
             providers,
             accounts,
             keys: vec![],
+            combos: vec![],
             cipher: &cipher,
             env,
         })

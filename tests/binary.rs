@@ -301,3 +301,63 @@ async fn sigkill_under_load_leaves_a_database_that_reopens_intact() {
         .unwrap();
     assert!(after >= rows);
 }
+
+#[test]
+fn cli_edits_combos_explains_routes_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = write_config(dir.path(), &example_config("http://127.0.0.1:9/v1"));
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        let out = run_binary(&data, &all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "combos",
+        "set",
+        "coding",
+        "--models",
+        "mock/a,mock/b",
+        "--strategy",
+        "weighted",
+    ]);
+    run(&["combos", "set", "coding", "--strategy", "p2c"]);
+    let shown: Value = serde_json::from_str(&run(&["combos", "show", "coding"])).unwrap();
+    assert_eq!(shown["combo"]["strategy"], "p2c");
+    assert_eq!(shown["version"], 2);
+    let same = run(&["combos", "set", "coding"]);
+    assert!(same.contains("unchanged"), "{same}");
+    let dry = run(&[
+        "combos",
+        "set",
+        "coding",
+        "--strategy",
+        "random",
+        "--dry-run",
+    ]);
+    assert!(
+        dry.contains("\"p2c\" -> \"random\"") && dry.contains("dry run"),
+        "{dry}"
+    );
+    let bad = run_binary(&data, &["combos", "set", "coding", "--strategy", "nope"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("round-robin"));
+    run(&["combos", "rollback", "coding"]);
+    let shown: Value = serde_json::from_str(&run(&["combos", "show", "coding"])).unwrap();
+    assert_eq!(shown["combo"]["strategy"], "weighted");
+    let explained: Value =
+        serde_json::from_str(&run(&["--json", "route", "explain", "coding"])).unwrap();
+    assert_eq!(explained["targets"].as_array().unwrap().len(), 2);
+    assert_eq!(explained["strategy"], "weighted");
+    let list = run(&["combos", "list"]);
+    assert!(list.contains("coding") && list.contains("auto"));
+    run(&["budgets", "set", "tier", "api-key", "--usd", "5"]);
+    let quota: Value = serde_json::from_str(&run(&["--json", "quota"])).unwrap();
+    assert_eq!(quota["budgets"][0]["rule"]["scope_id"], "api-key");
+}

@@ -30,19 +30,6 @@ impl ClientHandler for TestClient {
     }
 }
 
-const PENDING: [&str; 10] = [
-    "omniroute_list_combos",
-    "omniroute_get_combo",
-    "omniroute_upsert_combo",
-    "omniroute_delete_combo",
-    "omniroute_rollback_combo",
-    "omniroute_set_routing_strategy",
-    "omniroute_check_quota",
-    "omniroute_set_budget",
-    "omniroute_explain_route",
-    "omniroute_test_combo",
-];
-
 fn args(v: Value) -> serde_json::Map<String, Value> {
     v.as_object().unwrap().clone()
 }
@@ -54,15 +41,24 @@ async fn every_tool_in_process_matches_its_output_schema() {
     let (server_io, client_io) = tokio::io::duplex(1 << 16);
     let server = OmnirouteMcp::new(gw.gw.clone());
     let server_task = tokio::spawn(async move {
-        server.serve(server_io).await.unwrap().waiting().await.unwrap();
+        server
+            .serve(server_io)
+            .await
+            .unwrap()
+            .waiting()
+            .await
+            .unwrap();
     });
     let mcp = TestClient.serve(client_io).await.unwrap();
 
     let tools = mcp.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), 16);
     let checked_in: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/mcp-tools.json"))
-            .unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/mcp-tools.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let schema_of = |name: &str| -> Value {
@@ -88,9 +84,34 @@ async fn every_tool_in_process_matches_its_output_schema() {
         ),
         ("omniroute_cost_report", json!({"since": "1h"})),
         ("omniroute_get_audit_log", json!({"limit": 10})),
+        // The routing tools, in an order that exercises each one.
+        (
+            "omniroute_upsert_combo",
+            json!({"combo": {"name": "fast", "models": ["mock/gpt-4o-mini"]}, "dry_run": true}),
+        ),
+        ("omniroute_list_combos", json!({})),
+        (
+            "omniroute_upsert_combo#save",
+            json!({"combo": {"name": "fast", "models": ["mock/gpt-4o-mini"]}}),
+        ),
+        (
+            "omniroute_set_routing_strategy",
+            json!({"name": "fast", "strategy": "round-robin"}),
+        ),
+        ("omniroute_get_combo", json!({"name": "fast"})),
+        ("omniroute_rollback_combo", json!({"name": "fast"})),
+        ("omniroute_explain_route", json!({"model": "fast"})),
+        ("omniroute_test_combo", json!({"name": "fast"})),
+        (
+            "omniroute_set_budget",
+            json!({"scope": "global", "period": "day", "limit_usd": 5.0}),
+        ),
+        ("omniroute_check_quota", json!({})),
+        ("omniroute_delete_combo", json!({"name": "fast"})),
     ];
     let mut results = std::collections::HashMap::new();
-    for (name, a) in calls {
+    for (key, a) in calls {
+        let name = key.split('#').next().unwrap();
         let r = mcp
             .call_tool(CallToolRequestParams::new(name).with_arguments(args(a)))
             .await
@@ -104,7 +125,7 @@ async fn every_tool_in_process_matches_its_output_schema() {
         // The text content carries the same JSON for clients without structured output.
         let text = r.content[0].as_text().unwrap().text.clone();
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), content);
-        results.insert(name, content);
+        results.insert(key, content);
     }
     let providers = &results["omniroute_list_providers"]["providers"];
     assert_eq!(providers[0]["id"], "mock");
@@ -117,7 +138,8 @@ async fn every_tool_in_process_matches_its_output_schema() {
     let answer = &results["omniroute_route_request"];
     assert_eq!(answer["answer"], "echo: hi");
     assert_eq!(answer["route"]["provider"], "mock");
-    assert_eq!(up.calls("gpt-4o-mini"), 1);
+    // One call from route_request, one from test_combo.
+    assert_eq!(up.calls("gpt-4o-mini"), 2);
     // The config apply wrote audit entries (provider, account, key).
     assert!(!results["omniroute_get_audit_log"]["entries"]
         .as_array()
@@ -133,12 +155,16 @@ async fn every_tool_in_process_matches_its_output_schema() {
         .structured_content
         .unwrap();
     let mock = &health["providers"][0];
-    assert_eq!((mock["id"].as_str(), mock["requests"].as_u64()), (Some("mock"), Some(1)));
+    assert_eq!(
+        (mock["id"].as_str(), mock["requests"].as_u64()),
+        (Some("mock"), Some(1))
+    );
     assert_eq!(mock["usable_accounts"], 1);
     assert_eq!(health["overhead"]["requests"], 1);
     let cost = mcp
         .call_tool(
-            CallToolRequestParams::new("omniroute_cost_report").with_arguments(args(json!({"since": "1h"}))),
+            CallToolRequestParams::new("omniroute_cost_report")
+                .with_arguments(args(json!({"since": "1h"}))),
         )
         .await
         .unwrap()
@@ -148,13 +174,65 @@ async fn every_tool_in_process_matches_its_output_schema() {
     assert_eq!(cost["by_model"][0]["group"], "mock/gpt-4o-mini");
     assert!(cost["by_day"][0]["group"].as_str().unwrap().len() == 10);
 
-    // Tools waiting on the routing core are listed and answer isError, saying so.
-    for name in PENDING {
-        let r = mcp.call_tool(CallToolRequestParams::new(name)).await.unwrap();
-        assert_eq!(r.is_error, Some(true), "{name}");
-        let text = &r.content[0].as_text().unwrap().text;
-        assert!(text.contains("routing core (issue 3)"), "{name}: {text}");
-    }
+    // The routing tools did what they say.
+    let dry = &results["omniroute_upsert_combo"];
+    assert_eq!(
+        (dry["saved"].as_bool(), dry["created"].as_bool()),
+        (Some(false), Some(true))
+    );
+    let listed: Vec<&str> = results["omniroute_list_combos"]["combos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["combo"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["auto"], "a dry run saves nothing");
+    assert_eq!(results["omniroute_upsert_combo#save"]["saved"], true);
+    assert_eq!(
+        results["omniroute_set_routing_strategy"]["diff"][0],
+        "strategy: \"priority\" -> \"round-robin\""
+    );
+    assert_eq!(
+        results["omniroute_get_combo"]["combo"]["strategy"],
+        "round-robin"
+    );
+    assert_eq!(
+        results["omniroute_get_combo"]["targets"][0],
+        "mock/gpt-4o-mini"
+    );
+    assert_eq!(
+        results["omniroute_rollback_combo"]["restored"]["strategy"],
+        "priority"
+    );
+    let plan = &results["omniroute_explain_route"];
+    assert_eq!(plan["combo"], "fast");
+    assert_eq!(plan["targets"][0]["model"], "gpt-4o-mini");
+    let test = &results["omniroute_test_combo"];
+    assert_eq!(
+        (test["ok"].as_u64(), test["failed"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(results["omniroute_set_budget"]["limit_usd"], 5.0);
+    let quota = &results["omniroute_check_quota"];
+    assert_eq!(quota["accounts"][0]["provider"], "mock");
+    assert_eq!(quota["budgets"][0]["rule"]["limit_usd"], 5.0);
+    assert_eq!(results["omniroute_delete_combo"]["name"], "fast");
+    let gone = mcp
+        .call_tool(
+            CallToolRequestParams::new("omniroute_get_combo")
+                .with_arguments(args(json!({"name": "fast"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone.is_error, Some(true));
+    assert!(
+        gone.content[0]
+            .as_text()
+            .unwrap()
+            .text
+            .contains("not found"),
+        "{gone:?}"
+    );
 
     // Bad arguments: an isError result that names the problem; unknown tool: JSON-RPC error.
     let bad = mcp
@@ -165,46 +243,88 @@ async fn every_tool_in_process_matches_its_output_schema() {
         .await
         .unwrap();
     assert_eq!(bad.is_error, Some(true));
-    assert!(bad.content[0].as_text().unwrap().text.contains("messages must not be empty"));
+    assert!(bad.content[0]
+        .as_text()
+        .unwrap()
+        .text
+        .contains("messages must not be empty"));
     let bad = mcp
-        .call_tool(CallToolRequestParams::new("omniroute_route_request").with_arguments(args(json!({"modle": "x"}))))
+        .call_tool(
+            CallToolRequestParams::new("omniroute_route_request")
+                .with_arguments(args(json!({"modle": "x"}))),
+        )
         .await
         .unwrap();
     assert_eq!(bad.is_error, Some(true));
-    assert!(bad.content[0].as_text().unwrap().text.contains("modle"), "{bad:?}");
+    assert!(
+        bad.content[0].as_text().unwrap().text.contains("modle"),
+        "{bad:?}"
+    );
     let unknown = mcp
         .call_tool(CallToolRequestParams::new("omniroute_nope"))
         .await
         .unwrap_err()
         .to_string();
-    assert!(unknown.contains("unknown tool") && unknown.contains("omniroute_get_health"), "{unknown}");
+    assert!(
+        unknown.contains("unknown tool") && unknown.contains("omniroute_get_health"),
+        "{unknown}"
+    );
 
     // Resources and prompts.
     let res = mcp
         .read_resource(ReadResourceRequestParams::new("omniroute://health"))
         .await
         .unwrap();
-    let text = serde_json::to_value(&res.contents[0]).unwrap()["text"].as_str().unwrap().to_string();
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["status"], "ok");
+    let text = serde_json::to_value(&res.contents[0]).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["status"],
+        "ok"
+    );
     let combo = mcp
+        .read_resource(ReadResourceRequestParams::new("omniroute://combos/auto"))
+        .await
+        .unwrap();
+    let text = serde_json::to_value(&combo.contents[0]).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["builtin"],
+        true
+    );
+    let missing = mcp
         .read_resource(ReadResourceRequestParams::new("omniroute://combos/fast"))
         .await
         .unwrap_err()
         .to_string();
-    assert!(combo.contains("routing core"), "{combo}");
+    assert!(missing.contains("not found"), "{missing}");
     let templates = mcp.list_all_resource_templates().await.unwrap();
     assert_eq!(templates[0].uri_template, "omniroute://combos/{name}");
     let prompts = mcp.list_all_prompts().await.unwrap();
     assert_eq!(prompts.len(), 2);
     let p = mcp
         .get_prompt(
-            GetPromptRequestParams::new("pick_model")
-                .with_arguments(args(json!({"task": "write unit tests", "max_output_price": "100"}))),
+            GetPromptRequestParams::new("pick_model").with_arguments(args(
+                json!({"task": "write unit tests", "max_output_price": "100"}),
+            )),
         )
         .await
         .unwrap();
-    let text = serde_json::to_value(&p.messages[0].content).unwrap()["text"].as_str().unwrap().to_string();
-    assert!(text.contains("write unit tests") && text.contains("mock/gpt-4o-mini"), "{text}");
+    let text = serde_json::to_value(&p.messages[0].content).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("write unit tests") && text.contains("mock/gpt-4o-mini"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- auto (strategy auto"),
+        "the prompt lists combos: {text}"
+    );
 
     mcp.cancel().await.unwrap();
     server_task.await.unwrap();
@@ -235,16 +355,33 @@ async fn http_mcp_checks_origin_and_key() {
     let url = gw.url("/mcp");
     let bearer = format!("Bearer {CLIENT_KEY}");
 
-    let r = post_initialize(&url, &[("authorization", &bearer), ("origin", "http://evil.example")]).await;
+    let r = post_initialize(
+        &url,
+        &[
+            ("authorization", &bearer),
+            ("origin", "http://evil.example"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("evil.example"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("evil.example"));
     let r = post_initialize(&url, &[]).await;
     assert_eq!(r.status(), 401);
     let r = post_initialize(&url, &[("x-api-key", "sk-wrong-key")]).await;
     assert_eq!(r.status(), 401);
 
-    let r = post_initialize(&url, &[("authorization", &bearer), ("origin", "http://localhost:5173")]).await;
+    let r = post_initialize(
+        &url,
+        &[
+            ("authorization", &bearer),
+            ("origin", "http://localhost:5173"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("mcp-session-id").is_some());
     let r = post_initialize(&url, &[("x-api-key", CLIENT_KEY)]).await;
@@ -299,7 +436,8 @@ fn stdio_session(data_dir: &std::path::Path, lines: &[String], want: usize) -> V
         let line = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("no answer on stdout");
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON on stdout: {line:?}: {e}"));
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not JSON on stdout: {line:?}: {e}"));
         answered += 1;
         out.push(v);
     }
@@ -326,7 +464,9 @@ async fn stdio_bridges_to_the_running_gateway_and_survives_bad_json() {
     let r = client()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(CLIENT_KEY)
-        .json(&json!({"model": "mock/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .json(
+            &json!({"model": "mock/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -353,7 +493,10 @@ async fn stdio_in_process_without_a_gateway() {
         .unwrap();
     assert_eq!(out[0]["result"]["protocolVersion"], "2025-06-18");
     assert_eq!(out[1]["error"]["code"], -32700);
-    assert!(out[1]["error"]["message"].as_str().unwrap().contains("not JSON"));
+    assert!(out[1]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not JSON"));
     let health = &out[2]["result"]["structuredContent"];
     assert_ne!(health["pid"], std::process::id());
     assert_eq!(health["status"], "ok");

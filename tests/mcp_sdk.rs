@@ -84,12 +84,14 @@ async fn python_sdk_over_http_legacy_and_auto() {
         ("OMNIROUTE_MCP_URL", gw.url("/mcp")),
         ("OMNIROUTE_KEY", CLIENT_KEY.to_string()),
         ("OMNIROUTE_MODEL", "mock/gpt-4o-mini".to_string()),
+        ("OMNIROUTE_V1_URL", gw.url("/v1")),
     ];
     let legacy = run_script(&python, "legacy", "http", &env).await;
     assert!(legacy.contains("protocol version: 2025-11-25"), "{legacy}");
     let auto = run_script(&python, "auto", "http", &env).await;
     assert!(auto.contains("protocol version: 2026-07-28"), "{auto}");
-    assert_eq!(up.calls("gpt-4o-mini"), 2);
+    // Per mode: one route_request and one chat through the combo made over MCP.
+    assert_eq!(up.calls("gpt-4o-mini"), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,6 +114,8 @@ async fn python_sdk_over_stdio_bridged_to_the_running_gateway() {
         ("OMNIROUTE_DATA_DIR", data.display().to_string()),
         ("OMNIROUTE_MODEL", "mock/gpt-4o-mini".to_string()),
         ("OMNIROUTE_EXPECT_REQUESTS", "1".to_string()),
+        ("OMNIROUTE_KEY", CLIENT_KEY.to_string()),
+        ("OMNIROUTE_V1_URL", gw.url("/v1")),
     ];
     for mode in ["legacy", "auto"] {
         let out = run_script(&python, mode, "stdio", &env).await;
@@ -120,6 +124,7 @@ async fn python_sdk_over_stdio_bridged_to_the_running_gateway() {
             "health must come from the running gateway:\n{out}"
         );
     }
-    // The /v1 request plus one route_request per mode, all served by the gateway.
-    assert_eq!(up.calls("gpt-4o-mini"), 3);
+    // The /v1 request, then per mode one route_request and one chat through
+    // the combo saved over stdio, all served by the gateway.
+    assert_eq!(up.calls("gpt-4o-mini"), 5);
 }

@@ -260,6 +260,11 @@ async fn upstream_failures_become_502_429_and_504() {
         s.upstream_timeout = Duration::from_millis(500)
     })
     .await;
+    let r = post(&gw, chat("mock/hang")).await;
+    assert_eq!(r.status(), 504);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+
     let r = post(&gw, chat("mock/fail-500")).await;
     assert_eq!(r.status(), 502);
     let body: Value = r.json().await.unwrap();
@@ -274,10 +279,31 @@ async fn upstream_failures_become_502_429_and_504() {
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "7");
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("quota"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Rate limit"));
+    // a rate limit cools only that target: the account's other models still answer
+    assert_eq!(post(&gw, chat("mock/gpt-4o-mini")).await.status(), 200);
 
-    let r = post(&gw, chat("mock/hang")).await;
-    assert_eq!(r.status(), 504);
+    let r = post(&gw, chat("mock/fail-quota")).await;
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("quota"));
+    // an exhausted quota cools the whole account down until the Retry-After
+    let r = post(&gw, chat("mock/gpt-4o-mini")).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "30");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "no_target_available");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("account cooldown"),
+        "{body}"
+    );
+    assert_eq!(up.calls("gpt-4o-mini"), 1);
 
     let dead = "http://127.0.0.1:9/v1";
     drop(gw);

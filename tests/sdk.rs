@@ -27,7 +27,11 @@ async fn official_openai_python_sdk_streams_through_the_gateway() {
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.toml");
-    std::fs::write(&cfg, example_config(&up.base_url())).unwrap();
+    let text = format!(
+        "{}\n[[combos]]\nname = \"coding\"\nmodels = [\"mock/fail-429\", \"mock/gpt-4o-mini\"]\n",
+        example_config(&up.base_url())
+    );
+    std::fs::write(&cfg, text).unwrap();
     let gw = Binary::start(
         &dir.path().join("data"),
         &["--config", cfg.to_str().unwrap()],
@@ -49,4 +53,44 @@ async fn official_openai_python_sdk_streams_through_the_gateway() {
         gw.stderr()
     );
     assert!(stdout.contains("all checks passed"));
+}
+
+async fn a2a_sdk(version: &str) {
+    let Some(python) = python() else { return };
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, example_config(&up.base_url())).unwrap();
+    let gw = Binary::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/a2a_sdk.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("OMNIROUTE_BASE", &gw.base)
+        .env("OMNIROUTE_KEY", CLIENT_KEY)
+        .env("OMNIROUTE_A2A_VERSION", version)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "a2a sdk script ({version}) failed:\n{stdout}\n{}\n--- gateway log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gw.stderr()
+    );
+    assert!(stdout.contains("all checks passed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_a2a_python_sdk_speaking_1_0() {
+    a2a_sdk("1.0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_a2a_python_sdk_through_its_0_3_transport() {
+    a2a_sdk("0.3").await;
 }

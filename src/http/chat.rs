@@ -18,6 +18,11 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
         .get::<Caller>()
         .cloned()
         .unwrap_or_default();
+    let session = req
+        .headers()
+        .get("x-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let result = async {
         let bytes = read_body(req, state.gw.settings.max_body_bytes).await?;
         let body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
@@ -33,6 +38,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
             endpoint: "chat.completions",
             body,
             started,
+            session,
         };
         proxy::chat(&state.gw, call).await.map_err(ApiError::from)
     }
@@ -114,17 +120,34 @@ fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
         "x-omniroute-overhead-ms",
         header(&format!("{:.3}", route.overhead_ms)),
     );
-    if !route.failed.is_empty() {
-        let failed: Vec<String> = route
-            .failed
-            .iter()
-            .map(|f| {
-                f.chars()
-                    .filter(|c| c.is_ascii() && !c.is_ascii_control())
-                    .take(200)
-                    .collect()
-            })
-            .collect();
-        h.insert("x-omniroute-failed", header(&failed.join(" | ")));
+    h.insert("x-omniroute-tier", header(&route.tier));
+    if let Some(combo) = &route.combo {
+        h.insert("x-omniroute-combo", header(combo));
     }
+    if let Some(strategy) = &route.strategy {
+        h.insert("x-omniroute-strategy", header(strategy));
+    }
+    if let Some(cost) = route.cost_usd {
+        h.insert("x-omniroute-cost-usd", header(&format!("{cost:.8}")));
+    }
+    if !route.skipped.is_empty() {
+        h.insert("x-omniroute-skipped", header(&ascii_list(&route.skipped)));
+    }
+    if !route.failed.is_empty() {
+        h.insert("x-omniroute-failed", header(&ascii_list(&route.failed)));
+    }
+}
+
+/// A header-safe list: printable ASCII, each item cut at 200 characters.
+fn ascii_list(items: &[String]) -> String {
+    let items: Vec<String> = items
+        .iter()
+        .map(|f| {
+            f.chars()
+                .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                .take(200)
+                .collect()
+        })
+        .collect();
+    items.join(" | ")
 }

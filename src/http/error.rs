@@ -100,7 +100,7 @@ impl IntoResponse for ApiError {
 impl From<ProxyError> for ApiError {
     fn from(e: ProxyError) -> ApiError {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let retry_after = e.retry_after().map(str::to_string);
+        let retry_after = e.retry_after();
         let message = e.to_string();
         let (kind, code): (&'static str, String) = match &e {
             ProxyError::BadRequest(_) => ("invalid_request_error", "invalid_request".into()),
@@ -118,6 +118,10 @@ impl From<ProxyError> for ApiError {
                 ("invalid_request_error", format!("upstream_{status}"))
             }
             ProxyError::Timeout(..) => ("upstream_error", "upstream_timeout".into()),
+            ProxyError::NoTarget {
+                budget_only: true, ..
+            } => ("insufficient_quota", "budget_exhausted".into()),
+            ProxyError::NoTarget { .. } => ("upstream_error", "no_target_available".into()),
             ProxyError::AllFailed { attempts } => {
                 let code = match attempts.last().and_then(|a| a.status) {
                     Some(429) if status == StatusCode::TOO_MANY_REQUESTS => {

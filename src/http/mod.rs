@@ -1,9 +1,9 @@
 //! The HTTP surface (axum): the OpenAI-compatible `/v1` routes and health.
 //!
 //! Layers, outermost first: panic → 500 JSON; tracing span per request with
-//! its id; then, on every route but the open ones (`/`, `/health`), the
-//! client-key check. `/mcp` (MCP Streamable HTTP) has its own guard: Origin
-//! check, then the client key or the local bridge token.
+//! its id; then, on every route but the open ones (`/`, `/health`, the A2A
+//! agent card), the client-key check. `/mcp` (MCP Streamable HTTP) has its
+//! own guard: Origin check, then the client key or the local bridge token.
 
 mod auth;
 mod chat;
@@ -78,11 +78,13 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let agent = crate::a2a::Agent::new(state.gw.clone());
     let protected = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(models::list_models))
         .route("/models", get(models::list_models))
+        .merge(crate::a2a::rpc_routes(agent.clone()))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -90,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(root).head(root))
         .route("/health", get(health))
+        .merge(crate::a2a::card_routes(agent))
         .merge(protected)
         .merge(mcp::routes(&state))
         .fallback(not_found)

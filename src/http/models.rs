@@ -22,5 +22,17 @@ pub async fn list_models(
             })
         })
         .collect();
+    let mut data = data;
+    let combos = crate::ops::combos::list_combos(&state.gw)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    for c in combos {
+        data.push(serde_json::json!({
+            "id": c.combo.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "omniroute-combo",
+        }));
+    }
     Ok(Json(serde_json::json!({"object": "list", "data": data})))
 }

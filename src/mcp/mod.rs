@@ -2,12 +2,10 @@
 //! thin façades over `ops`. Served over stdio (`omniroute --mcp`, see `stdio`)
 //! and over Streamable HTTP at `/mcp` (see `crate::http`).
 //!
-//! Tools that need the routing core (combos, strategies, quotas, budgets,
-//! explain, test) are registered in `routing_tools` and answer through
-//! `pending` until their ops exist.
+//! `tools` holds the tools over the general ops, `routing_tools` those over
+//! the routing core (combos, strategies, quotas, budgets, explain, test).
 
 mod bridge;
-pub mod pending;
 mod prompts;
 mod resources;
 mod routing_tools;
@@ -35,7 +33,10 @@ const INSTRUCTIONS: &str = "omniroute is a local AI gateway that routes chat req
 providers and accounts. Use omniroute_get_health and omniroute_list_providers to see what is \
 usable, omniroute_list_models to pick a model (names are `prefix/model`), \
 omniroute_route_request to send a prompt through the gateway, omniroute_cost_report for spend \
-and omniroute_get_audit_log for configuration changes.";
+and omniroute_get_audit_log for configuration changes. Combos are named routing plans used as \
+model names: omniroute_list_combos, omniroute_explain_route to see the order a request would \
+take, omniroute_upsert_combo (dry_run first) to change one, omniroute_check_quota for what is \
+left.";
 
 /// The MCP server: state plus the tool and prompt routers.
 #[derive(Clone)]

@@ -33,8 +33,9 @@ fn price(p: Option<f64>) -> String {
 impl OmnirouteMcp {
     #[prompt(
         name = "pick_model",
-        description = "Choose the omniroute model for a task: lists every usable model with its \
-                       tier, context window and prices, and asks for one pick with a fallback."
+        description = "Choose the omniroute model or combo for a task: lists every usable model \
+                       with its tier, context window and prices, and every combo with its strategy \
+                       and targets, and asks for one pick with a fallback."
     )]
     async fn pick_model(
         &self,
@@ -71,12 +72,37 @@ impl OmnirouteMcp {
             table = "(no usable model matches: add a provider key, see omniroute_list_providers)\n"
                 .into();
         }
+        let combos = ops::combos::list_combos(&self.gw)
+            .await
+            .map_err(|e| ErrorData::internal_error(tool_error(e), None))?;
+        let mut combo_table = String::new();
+        for c in &combos {
+            let _ = writeln!(
+                combo_table,
+                "- {} (strategy {}, targets: {}){}",
+                c.combo.name,
+                c.combo.strategy.as_str(),
+                if c.targets.is_empty() {
+                    "none usable".to_string()
+                } else {
+                    c.targets.join(", ")
+                },
+                c.combo
+                    .description
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default(),
+            );
+        }
         let text = format!(
             "Task: {}\n\nModels usable through omniroute right now:\n{table}\n\
-             Pick the one model best suited to this task, weighing capability, context window and \
-             price (cheaper tiers when the task is simple). Answer with the exact model name, one \
-             fallback model, and one sentence on why. Then send the work with the \
-             omniroute_route_request tool using that model name.",
+             Combos (named routing plans that fall back across targets when one fails or runs \
+             out of quota):\n{combo_table}\n\
+             Pick the one model or combo best suited to this task, weighing capability, context \
+             window, price (cheaper tiers when the task is simple) and resilience (a combo keeps \
+             long work going). Answer with the exact name, one fallback, and one sentence on why. \
+             Then send the work with the omniroute_route_request tool using that name, or check \
+             the order a combo would take with omniroute_explain_route.",
             args.task
         );
         Ok(
@@ -100,6 +126,7 @@ impl OmnirouteMcp {
             ops::cost::CostQuery {
                 since: since.clone(),
                 until: None,
+                max_suggestions: None,
             },
         )
         .await

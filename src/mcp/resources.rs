@@ -1,7 +1,7 @@
 //! Resources: `omniroute://health` (the health report as JSON) and the
 //! template `omniroute://combos/{name}`.
 
-use super::{pending, tool_error};
+use super::tool_error;
 use crate::gateway::Gateway;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
 use rmcp::ErrorData;
@@ -38,7 +38,21 @@ pub async fn read(gw: &Gateway, uri: &str) -> Result<ReadResourceResult, ErrorDa
         .with_mime_type("application/json")]));
     }
     if let Some(name) = uri.strip_prefix(COMBO_PREFIX).filter(|n| !n.is_empty()) {
-        return pending::combo_resource(name);
+        let combo = crate::ops::combos::get_combo(gw, name)
+            .await
+            .map_err(|e| match e {
+                crate::ops::OpsError::NotFound(_) => ErrorData::resource_not_found(
+                    format!("combo {name:?} not found; omniroute_list_combos lists them"),
+                    None,
+                ),
+                e => ErrorData::internal_error(tool_error(e), None),
+            })?;
+        let text = serde_json::to_string_pretty(&combo)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        return Ok(ReadResourceResult::new(vec![ResourceContents::text(
+            text, uri,
+        )
+        .with_mime_type("application/json")]));
     }
     Err(ErrorData::resource_not_found(
         format!("unknown resource {uri:?}: known are {HEALTH_URI} and {COMBO_PREFIX}{{name}}"),

@@ -1,7 +1,8 @@
 //! Input and output types of the MCP tools that are not ops types themselves:
 //! object wrappers around lists (MCP structured content is an object on the
-//! handshake revisions) and the input of tools still waiting on the routing core.
+//! handshake revisions).
 
+use crate::ops::combos::ComboView;
 use crate::ops::models::ModelView;
 use crate::ops::providers::ProviderView;
 use crate::store::AuditEntry;
@@ -24,5 +25,7 @@ pub struct AuditOutput {
     pub entries: Vec<AuditEntry>,
 }
 
-/// Arguments of a tool that waits on the routing core: any object for now.
-pub type PendingInput = rmcp::model::JsonObject;
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CombosOutput {
+    pub combos: Vec<ComboView>,
+}

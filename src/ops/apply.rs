@@ -15,6 +15,7 @@ pub struct ApplyReport {
     pub providers_changed: Vec<String>,
     pub accounts_changed: Vec<String>,
     pub keys_added: usize,
+    pub combos_changed: Vec<String>,
 }
 
 impl ApplyReport {
@@ -137,6 +138,26 @@ pub async fn apply_config(gw: &Gateway, cfg: &FileConfig) -> Result<ApplyReport,
         .await?;
     if !report.is_empty() {
         gw.reload().await?;
+    }
+    // Combos last: they name providers the file may have just defined.
+    let mut report = report;
+    for (i, combo) in cfg.combos.iter().enumerate() {
+        let r = super::combos::upsert_combo(
+            gw,
+            super::combos::UpsertComboInput {
+                combo: combo.clone(),
+                dry_run: false,
+            },
+            Actor::Config,
+        )
+        .await
+        .map_err(|e| OpsError::InvalidInput(format!("combos[{i}]: {e}")))?;
+        for w in &r.warnings {
+            tracing::warn!(combo = %r.name, "{w}");
+        }
+        if r.saved {
+            report.combos_changed.push(r.name);
+        }
     }
     Ok(report)
 }

@@ -1,5 +1,6 @@
 //! Gateway health: version, store status, live overhead figures and, per
-//! provider, usable accounts and recent traffic from the usage table.
+//! provider, usable accounts and recent traffic from the usage table, and
+//! the router's live breaker, cooldown and latency state.
 
 use super::OpsError;
 use crate::gateway::Gateway;
@@ -25,6 +26,9 @@ pub struct Health {
     pub recent_window_s: u64,
     /// Providers that are usable or carried traffic in the recent window.
     pub providers: Vec<ProviderHealth>,
+    /// Live router state of this process: breaker per provider and target,
+    /// cooldowns, latency percentiles and error rates.
+    pub routing: super::explain::RoutingStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -131,5 +135,6 @@ pub async fn health(gw: &Gateway) -> Result<Health, OpsError> {
         },
         recent_window_s: RECENT_WINDOW_S,
         providers,
+        routing: super::explain::routing_status(gw),
     })
 }

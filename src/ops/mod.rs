@@ -5,12 +5,16 @@
 pub mod accounts;
 pub mod apply;
 pub mod audit;
+pub mod combos;
 pub mod cost;
+pub mod explain;
 pub mod health;
 pub mod keys;
 pub mod models;
 pub mod providers;
+pub mod quota;
 pub mod route;
+pub mod tasks;
 pub mod usage;
 
 use crate::store::StoreError;

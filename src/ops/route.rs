@@ -74,6 +74,7 @@ fn call(
         endpoint,
         body,
         started: Instant::now(),
+        session: None,
     }
 }
 

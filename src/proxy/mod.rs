@@ -7,10 +7,19 @@ pub mod usage;
 
 use crate::gateway::Gateway;
 use crate::registry::{ResolveError, Target};
+use crate::routing::breaker::Admission;
+use crate::routing::budget::Reservation;
+use crate::routing::classify::{self, classify, FailureClass};
+use crate::routing::health;
+use crate::routing::plan::{self, PlanError, Planned, Shape, DEFAULT_OUTPUT_TOKENS};
+use crate::routing::strategy::{self, ComboState, StrategyKind};
+use crate::routing::Routing;
 use crate::store::{now_ms, UsageEvent};
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use usage::Usage;
 
@@ -22,6 +31,8 @@ pub struct ChatCall {
     pub body: Map<String, Value>,
     /// When the surface received the request.
     pub started: Instant,
+    /// `x-session-id` from the client, for sticky routing.
+    pub session: Option<String>,
 }
 
 /// How the request was served, for route headers and reports.
@@ -39,6 +50,13 @@ pub struct RouteInfo {
     pub failed: Vec<String>,
     /// Cost of the answer at catalog prices, when known (after the body for streams).
     pub cost_usd: Option<f64>,
+    /// The combo the request named, if any.
+    pub combo: Option<String>,
+    pub strategy: Option<String>,
+    /// Tier of the target that answered.
+    pub tier: String,
+    /// Targets left out and why (breaker, cooldown, budget, context).
+    pub skipped: Vec<String>,
 }
 
 pub enum ChatOutcome {
@@ -101,6 +119,14 @@ pub enum ProxyError {
     AllFailed { attempts: Vec<AttemptError> },
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration, Vec<AttemptError>),
+    #[error("no target can serve `{requested}` now: {}", .skipped.join("; "))]
+    NoTarget {
+        requested: String,
+        skipped: Vec<String>,
+        /// Every target was left out by a budget.
+        budget_only: bool,
+        retry_after_s: Option<f64>,
+    },
 }
 
 fn all_failed(attempts: &[AttemptError]) -> String {
@@ -117,6 +143,10 @@ impl ProxyError {
             ProxyError::Unsupported(_) => 501,
             ProxyError::Rejected { status, .. } => *status,
             ProxyError::Timeout(..) => 504,
+            ProxyError::NoTarget {
+                budget_only: true, ..
+            } => 429,
+            ProxyError::NoTarget { .. } => 503,
             ProxyError::AllFailed { attempts } => {
                 // A rate limit everywhere is best told as one, so clients back off.
                 if !attempts.is_empty() && attempts.iter().all(|a| a.status == Some(429)) {
@@ -128,17 +158,23 @@ impl ProxyError {
         }
     }
 
-    pub fn retry_after(&self) -> Option<&str> {
+    pub fn retry_after(&self) -> Option<String> {
         match self {
             ProxyError::AllFailed { attempts } => {
-                attempts.iter().rev().find_map(|a| a.retry_after.as_deref())
+                attempts.iter().rev().find_map(|a| a.retry_after.clone())
             }
+            ProxyError::NoTarget {
+                retry_after_s: Some(s),
+                ..
+            } => Some(format!("{}", s.ceil().max(1.0) as u64)),
             _ => None,
         }
     }
 }
 
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// Longest wait before retrying the same target when no other remains.
+const MAX_SAME_TARGET_WAIT: Duration = Duration::from_secs(3);
 
 /// Serve one OpenAI Chat Completions request.
 pub async fn chat(gw: &Gateway, call: ChatCall) -> Result<ChatOutcome, ProxyError> {
@@ -163,6 +199,89 @@ pub async fn chat(gw: &Gateway, call: ChatCall) -> Result<ChatOutcome, ProxyErro
     result
 }
 
+/// Rough prompt size: a token is about four bytes of JSON text.
+pub fn estimate_tokens(body: &Map<String, Value>) -> u64 {
+    let chars: usize = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().map(|v| v.to_string().len()).sum())
+        .unwrap_or(0);
+    (chars / 4) as u64
+}
+
+/// `x-session-id`, else a hash of the conversation's first messages.
+pub fn session_of(explicit: Option<&str>, body: &Map<String, Value>) -> Option<String> {
+    if let Some(s) = explicit.filter(|s| !s.is_empty()) {
+        return Some(s.to_string());
+    }
+    let first: Vec<&Value> = body.get("messages")?.as_array()?.iter().take(2).collect();
+    if first.is_empty() {
+        return None;
+    }
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for m in first {
+        h.update(m.to_string().as_bytes());
+    }
+    Some(format!("h:{}", hex::encode(&h.finalize()[..12])))
+}
+
+fn plan_error(e: PlanError) -> ProxyError {
+    match e {
+        PlanError::Resolve(r) => ProxyError::Resolve(r),
+        PlanError::Combo(c) => ProxyError::BadRequest(c.to_string()),
+    }
+}
+
+struct Attempt<'a> {
+    gw: &'a Gateway,
+    call: &'a ChatCall,
+    requested: &'a str,
+    stream: bool,
+    strip_usage_only: bool,
+    attempt_timeout: Duration,
+    deadline: Instant,
+    combo: Option<String>,
+    strategy: StrategyKind,
+    state: Option<Arc<ComboState>>,
+    est_tokens: u64,
+}
+
+enum Tried {
+    Done(ChatOutcome),
+    Skipped(String),
+    Failed(AttemptError, FailureClass, Option<Duration>),
+}
+
+/// Releases a half-open probe and a budget reservation if the attempt ends
+/// without an outcome (client gone, lost a fusion race).
+struct AttemptGuard {
+    routing: Arc<Routing>,
+    key: String,
+    probe: bool,
+    reservation: Option<Reservation>,
+}
+
+impl AttemptGuard {
+    fn settle(&mut self, usd: f64, tokens: u64) {
+        if let Some(r) = self.reservation.take() {
+            self.routing.budgets.settle(r, usd, tokens);
+        }
+        self.probe = false;
+    }
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        if self.probe {
+            self.routing.health.release(&self.key);
+        }
+        if let Some(r) = self.reservation.take() {
+            self.routing.budgets.settle(r, 0.0, 0);
+        }
+    }
+}
+
 async fn attempt_all(
     gw: &Gateway,
     call: &ChatCall,
@@ -170,20 +289,27 @@ async fn attempt_all(
     stream: bool,
 ) -> Result<ChatOutcome, ProxyError> {
     let registry = gw.registry();
-    let targets: Vec<Target> = registry.resolve(requested)?;
-    let (targets, unsupported): (Vec<Target>, Vec<Target>) = targets
-        .into_iter()
-        .partition(|t| crate::upstream::can_serve(t.provider.spec.format));
-    if targets.is_empty() {
-        let format = unsupported
-            .first()
-            .map(|t| t.provider.spec.format.as_str())
-            .unwrap_or("unknown");
-        return Err(ProxyError::Unsupported(format!(
-            "provider `{}` speaks the `{format}` format, which this build cannot send chat completions to yet",
-            unsupported.first().map(|t| t.provider.spec.id.as_str()).unwrap_or("?")
-        )));
-    }
+    let output_tokens = call
+        .body
+        .get("max_completion_tokens")
+        .or_else(|| call.body.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_OUTPUT_TOKENS);
+    let shape = Shape {
+        input_tokens: estimate_tokens(&call.body),
+        output_tokens,
+        session: session_of(call.session.as_deref(), &call.body),
+        key_id: call.key_id.clone(),
+    };
+    let plan = plan::plan(&registry, &gw.routing, requested, &shape).map_err(plan_error)?;
+    let limits = plan
+        .combo
+        .as_ref()
+        .map(|c| c.limits.clone())
+        .unwrap_or_default();
+    let dur = |v: &Option<String>| v.as_deref().and_then(|s| humantime::parse_duration(s).ok());
+    let total = dur(&limits.total_timeout).unwrap_or(gw.settings.upstream_timeout);
+    let attempt_timeout = dur(&limits.attempt_timeout).unwrap_or(total).min(total);
     let mut body = call.body.clone();
     // Ask for usage in the stream; hide the extra chunk if the client did not ask.
     let mut strip_usage_only = false;
@@ -198,147 +324,489 @@ async fn attempt_all(
             }
         }
     }
-    let deadline = gw.settings.upstream_timeout;
+    let ctx = Attempt {
+        gw,
+        call,
+        requested,
+        stream,
+        strip_usage_only,
+        attempt_timeout,
+        deadline: Instant::now() + total,
+        combo: plan.combo.as_ref().map(|c| c.name.clone()),
+        strategy: plan.strategy,
+        state: plan.state.clone(),
+        est_tokens: shape.input_tokens + shape.output_tokens,
+    };
+    let mut skipped: Vec<String> = plan
+        .skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.target, s.reason))
+        .collect();
     let mut attempts: Vec<AttemptError> = Vec::new();
-    let mut timed_out = false;
-    for target in &targets {
-        body.insert("model".into(), Value::String(target.model.clone()));
-        let bytes = match serde_json::to_vec(&body) {
-            Ok(b) => Bytes::from(b),
-            Err(e) => {
-                return Err(ProxyError::BadRequest(format!(
-                    "request cannot be encoded: {e}"
-                )))
-            }
-        };
-        let attempt_err =
-            |status: Option<u16>, message: String, retry_after: Option<String>| AttemptError {
-                provider: target.provider.spec.id.clone(),
-                account_id: target.account.id.clone(),
-                model: target.model.clone(),
-                status,
-                message,
-                retry_after,
-            };
-        let sent = Instant::now();
-        let request = gw.upstream.chat_completions(target, bytes, stream);
-        let response = match tokio::time::timeout(deadline, request.send()).await {
-            Err(_) => {
-                timed_out = true;
-                attempts.push(attempt_err(
-                    None,
-                    format!("no response within {deadline:?}"),
-                    None,
-                ));
-                continue;
-            }
-            Ok(Err(e)) => {
-                timed_out |= e.is_timeout();
-                attempts.push(attempt_err(None, describe_reqwest(&e), None));
-                continue;
-            }
-            Ok(Ok(r)) => r,
-        };
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let text = read_limited(response, ERROR_BODY_LIMIT).await;
-            let message = upstream_message(&text);
-            if is_client_fault(status) {
-                return Err(ProxyError::Rejected {
-                    provider: target.provider.spec.id.clone(),
-                    status,
-                    message,
-                });
-            }
-            tracing::warn!(provider = %target.provider.spec.id, account = %target.account.id, status, "upstream attempt failed");
-            attempts.push(attempt_err(Some(status), message, retry_after));
-            continue;
+    let mut last_failure: Option<(usize, FailureClass, Option<Duration>)> = None;
+
+    let fusion = plan.combo.as_ref().and_then(|c| c.fusion.clone());
+    if plan.strategy == StrategyKind::Fusion && !stream && plan.targets.len() >= 2 {
+        let fan_out = fusion.as_ref().map(|f| f.fan_out).unwrap_or(2) as usize;
+        if let Some(done) = run_fusion(
+            &ctx,
+            &plan.targets,
+            fan_out,
+            fusion.and_then(|f| f.judge),
+            &body,
+            &mut attempts,
+            &mut skipped,
+        )
+        .await?
+        {
+            return Ok(done);
         }
-        let route = |upstream_ms: f64| RouteInfo {
-            provider: target.provider.spec.id.clone(),
-            account_id: target.account.id.clone(),
-            model: target.model.clone(),
-            attempts: attempts.len() as u32 + 1,
-            upstream_ms,
-            overhead_ms: (call.started.elapsed().as_secs_f64() * 1000.0 - upstream_ms).max(0.0),
-            failed: attempts.iter().map(|a| a.to_string()).collect(),
-            cost_usd: None,
-        };
-        if stream {
-            let upstream_ms = ms(sent.elapsed());
-            let route = route(upstream_ms);
-            let event = usage_event(call, requested, Some(target), true, status);
-            let events = relay::relay(
-                response,
-                relay::RelayOptions {
-                    strip_usage_only,
-                    keep_alive: gw.settings.keep_alive,
-                    idle_timeout: deadline,
-                },
-                relay::UsageGuard::new(
-                    gw.store.clone(),
-                    event,
-                    target.model_info().cloned(),
-                    upstream_ms,
-                    route.overhead_ms,
-                ),
-            );
-            return Ok(ChatOutcome::Stream {
-                status,
-                events,
-                route,
-            });
+    } else {
+        for (i, p) in plan.targets.iter().enumerate() {
+            match try_target(&ctx, &mut body, p, &attempts, &skipped).await {
+                Tried::Done(outcome) => return Ok(outcome),
+                Tried::Skipped(reason) => skipped.push(format!("{}: {reason}", p.key)),
+                Tried::Failed(err, class, retry_after) => {
+                    if class == FailureClass::ClientFault {
+                        return Err(ProxyError::Rejected {
+                            provider: err.provider,
+                            status: err.status.unwrap_or(400),
+                            message: err.message,
+                        });
+                    }
+                    attempts.push(err);
+                    last_failure = Some((i, class, retry_after));
+                }
+            }
         }
-        let remaining = deadline.saturating_sub(sent.elapsed());
-        let body = match tokio::time::timeout(remaining, response.bytes()).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                attempts.push(attempt_err(Some(status), describe_reqwest(&e), None));
-                continue;
+    }
+    // No other target remains: wait and retry the last one, within the deadline.
+    if let Some((i, class, retry_after)) = last_failure {
+        if matches!(class, FailureClass::Transient | FailureClass::RateLimited) {
+            for _ in 0..limits.retries_per_target {
+                let wait = retry_after.unwrap_or(Duration::from_millis(500));
+                if wait > MAX_SAME_TARGET_WAIT || Instant::now() + wait >= ctx.deadline {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                match try_target(&ctx, &mut body, &plan.targets[i], &attempts, &skipped).await {
+                    Tried::Done(outcome) => return Ok(outcome),
+                    Tried::Skipped(reason) => {
+                        skipped.push(format!("{}: {reason}", plan.targets[i].key));
+                        break;
+                    }
+                    Tried::Failed(err, _, _) => attempts.push(err),
+                }
             }
-            Err(_) => {
-                timed_out = true;
-                attempts.push(attempt_err(
-                    Some(status),
-                    "body not received in time".into(),
-                    None,
-                ));
-                continue;
-            }
-        };
-        let upstream_ms = ms(sent.elapsed());
-        let usage = usage::from_openai_body(&body);
-        let mut route = route(upstream_ms);
-        let mut event = usage_event(call, requested, Some(target), false, status);
-        fill_usage(&mut event, usage.unwrap_or_default(), target);
-        route.cost_usd = event.cost_usd;
-        event.outcome = "ok".into();
-        event.upstream_ms = Some(upstream_ms);
-        event.overhead_ms = Some(route.overhead_ms);
-        event.latency_ms = ms(call.started.elapsed());
-        gw.store.record_usage(event);
-        gw.metrics.observe_overhead(route.overhead_ms);
-        return Ok(ChatOutcome::Complete {
-            status,
-            body,
-            route,
-            usage,
+        }
+    }
+    if attempts.is_empty() {
+        let budget_only = !plan.skipped.is_empty() && plan.skipped.iter().all(|s| s.budget);
+        let retry_after_s = plan
+            .skipped
+            .iter()
+            .filter_map(|s| s.wait_s)
+            .reduce(f64::min);
+        return Err(ProxyError::NoTarget {
+            requested: requested.to_string(),
+            skipped,
+            budget_only,
+            retry_after_s,
         });
     }
-    if timed_out && attempts.iter().all(|a| a.status.is_none()) {
-        return Err(ProxyError::Timeout(deadline, attempts));
+    if attempts
+        .iter()
+        .all(|a| a.status.is_none() && a.message.contains("no response within"))
+    {
+        return Err(ProxyError::Timeout(total, attempts));
     }
     Err(ProxyError::AllFailed { attempts })
 }
 
-/// A 4xx that any target would also return: the client must fix the request.
-fn is_client_fault(status: u16) -> bool {
-    matches!(status, 400 | 413 | 415 | 422)
+#[allow(clippy::too_many_arguments)]
+async fn run_fusion(
+    ctx: &Attempt<'_>,
+    targets: &[Planned],
+    fan_out: usize,
+    judge: Option<String>,
+    body: &Map<String, Value>,
+    attempts: &mut Vec<AttemptError>,
+    skipped: &mut Vec<String>,
+) -> Result<Option<ChatOutcome>, ProxyError> {
+    use futures::stream::FuturesUnordered;
+    let mut racing: FuturesUnordered<_> = targets
+        .iter()
+        .take(fan_out)
+        .map(|p| {
+            let mut body = body.clone();
+            async move { (p, try_target(ctx, &mut body, p, &[], &[]).await) }
+        })
+        .collect();
+    let mut answers: Vec<(String, ChatOutcome)> = Vec::new();
+    while let Some((p, tried)) = racing.next().await {
+        match tried {
+            Tried::Done(outcome) => {
+                if judge.is_none() {
+                    // first good answer wins; the others are cancelled
+                    return Ok(Some(outcome));
+                }
+                answers.push((p.key.clone(), outcome));
+            }
+            Tried::Skipped(reason) => skipped.push(format!("{}: {reason}", p.key)),
+            Tried::Failed(err, class, _) => {
+                if class == FailureClass::ClientFault {
+                    return Err(ProxyError::Rejected {
+                        provider: err.provider,
+                        status: err.status.unwrap_or(400),
+                        message: err.message,
+                    });
+                }
+                attempts.push(err);
+            }
+        }
+    }
+    drop(racing);
+    let Some(judge) = judge else { return Ok(None) };
+    if answers.len() < 2 {
+        return Ok(answers.pop().map(|(_, o)| o));
+    }
+    let mut texts = Vec::new();
+    for (key, outcome) in &answers {
+        if let ChatOutcome::Complete { body, .. } = outcome {
+            let v: Value = serde_json::from_slice(body).unwrap_or_default();
+            let text = v
+                .pointer("/choices/0/message/content")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            texts.push(format!("Answer from {key}:\n{text}"));
+        }
+    }
+    let mut judge_body = body.clone();
+    let mut messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    messages.push(serde_json::json!({
+        "role": "user",
+        "content": format!("Several assistants answered the request above. Merge them into the single best answer; reply with that answer only.\n\n{}", texts.join("\n\n")),
+    }));
+    judge_body.insert("messages".into(), Value::Array(messages));
+    judge_body.insert("model".into(), Value::String(judge.clone()));
+    let judge_call = ChatCall {
+        request_id: ctx.call.request_id.clone(),
+        key_id: ctx.call.key_id.clone(),
+        endpoint: ctx.call.endpoint,
+        body: judge_body,
+        started: ctx.call.started,
+        session: None,
+    };
+    match Box::pin(attempt_all(ctx.gw, &judge_call, &judge, false)).await {
+        Ok(ChatOutcome::Complete {
+            status,
+            body,
+            mut route,
+            usage,
+        }) => {
+            route.failed.push(format!(
+                "fusion: merged {} answers with {judge}",
+                answers.len()
+            ));
+            Ok(Some(ChatOutcome::Complete {
+                status,
+                body,
+                route,
+                usage,
+            }))
+        }
+        // the judge failed: the first answer still stands
+        _ => Ok(answers.into_iter().next().map(|(_, o)| o)),
+    }
+}
+
+async fn try_target(
+    ctx: &Attempt<'_>,
+    body: &mut Map<String, Value>,
+    p: &Planned,
+    earlier: &[AttemptError],
+    skipped: &[String],
+) -> Tried {
+    let gw = ctx.gw;
+    let routing = &gw.routing;
+    let target = &p.target;
+    let now = Instant::now();
+    if now >= ctx.deadline {
+        return Tried::Skipped("total deadline reached".into());
+    }
+    let admission = routing.health.admit(&p.key);
+    if admission == Admission::Rejected {
+        return Tried::Skipped("circuit breaker open".into());
+    }
+    let mut guard = AttemptGuard {
+        routing: routing.clone(),
+        key: p.key.clone(),
+        probe: admission == Admission::Probe,
+        reservation: None,
+    };
+    match routing.budgets.reserve(
+        &p.subjects,
+        p.est_cost.unwrap_or(0.0),
+        ctx.est_tokens,
+        now_ms(),
+    ) {
+        Ok(r) => guard.reservation = Some(r),
+        Err(e) => return Tried::Skipped(e.to_string()),
+    }
+    body.insert("model".into(), Value::String(target.model.clone()));
+    let bytes = match serde_json::to_vec(&body) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => {
+            return Tried::Failed(
+                attempt_error(
+                    target,
+                    None,
+                    format!("request cannot be encoded: {e}"),
+                    None,
+                ),
+                FailureClass::ClientFault,
+                None,
+            )
+        }
+    };
+    let timeout = ctx
+        .attempt_timeout
+        .min(ctx.deadline.saturating_duration_since(now));
+    let sent = Instant::now();
+    let fail = |guard: &mut AttemptGuard,
+                status: Option<u16>,
+                message: String,
+                retry_after: Option<String>| {
+        let class = classify(status, &message);
+        let wait = retry_after.as_deref().and_then(classify::retry_after);
+        let rows = routing
+            .health
+            .record_failure(&p.key, &target.account.id, class, wait, &message);
+        persist_health(gw, rows);
+        guard.settle(0.0, 0);
+        tracing::warn!(target = %p.key, ?status, class = class.as_str(), "upstream attempt failed");
+        Tried::Failed(
+            attempt_error(target, status, message, retry_after),
+            class,
+            wait,
+        )
+    };
+    let request = gw.upstream.chat_completions(target, bytes, ctx.stream);
+    let response = match tokio::time::timeout(timeout, request.send()).await {
+        Err(_) => {
+            return fail(
+                &mut guard,
+                None,
+                format!("no response within {timeout:?}"),
+                None,
+            )
+        }
+        Ok(Err(e)) => return fail(&mut guard, None, describe_reqwest(&e), None),
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = read_limited(response, ERROR_BODY_LIMIT).await;
+        return fail(
+            &mut guard,
+            Some(status),
+            upstream_message(&text),
+            retry_after,
+        );
+    }
+    let quota = health::quota_from_headers(response.headers());
+    let route = |upstream_ms: f64| RouteInfo {
+        provider: target.provider.spec.id.clone(),
+        account_id: target.account.id.clone(),
+        model: target.model.clone(),
+        attempts: earlier.len() as u32 + 1,
+        upstream_ms,
+        overhead_ms: (ctx.call.started.elapsed().as_secs_f64() * 1000.0 - upstream_ms).max(0.0),
+        failed: earlier.iter().map(|a| a.to_string()).collect(),
+        cost_usd: None,
+        combo: ctx.combo.clone(),
+        strategy: ctx
+            .combo
+            .as_ref()
+            .map(|_| ctx.strategy.as_str().to_string()),
+        tier: p.tier.as_str().to_string(),
+        skipped: skipped.to_vec(),
+    };
+    let succeed = |latency_ms: f64| {
+        let row = routing
+            .health
+            .record_success(&p.key, &target.account.id, latency_ms, quota);
+        persist_health(gw, row.into_iter().collect());
+        if let Some(state) = &ctx.state {
+            strategy::on_success(state, &p.key);
+        }
+    };
+    if ctx.stream {
+        // Commit to this target only once its first chunk has arrived.
+        let mut rest = response.bytes_stream().boxed();
+        let remaining = timeout.saturating_sub(sent.elapsed());
+        let first = match tokio::time::timeout(remaining, rest.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(e))) => {
+                return fail(
+                    &mut guard,
+                    None,
+                    format!(
+                        "stream failed before its first chunk: {}",
+                        describe_reqwest(&e)
+                    ),
+                    None,
+                )
+            }
+            Ok(None) => {
+                return fail(
+                    &mut guard,
+                    None,
+                    "stream ended before its first chunk".into(),
+                    None,
+                )
+            }
+            Err(_) => {
+                return fail(
+                    &mut guard,
+                    None,
+                    format!("no response within {timeout:?}"),
+                    None,
+                )
+            }
+        };
+        let upstream_ms = ms(sent.elapsed());
+        succeed(upstream_ms);
+        remember_session(ctx, p);
+        let route = route(upstream_ms);
+        let mut event = usage_event(ctx.call, ctx.requested, Some(target), true, status);
+        event.tier = Some(p.tier.as_str().into());
+        event.combo = ctx.combo.clone();
+        gw.metrics.observe_overhead(route.overhead_ms);
+        let mut end_guard = guard;
+        let routing_end = routing.clone();
+        let (key, account) = (p.key.clone(), target.account.id.clone());
+        let store = gw.store.clone();
+        let usage_guard = relay::UsageGuard::new(
+            gw.store.clone(),
+            event,
+            target.model_info().cloned(),
+            upstream_ms,
+            route.overhead_ms,
+        )
+        .on_end(move |outcome, cost, tokens| {
+            end_guard.settle(cost.unwrap_or(0.0), tokens);
+            if outcome == "upstream_error" {
+                let rows = routing_end.health.record_failure(
+                    &key,
+                    &account,
+                    FailureClass::Transient,
+                    None,
+                    "stream interrupted",
+                );
+                if !rows.is_empty() {
+                    store.write_detached("target health", move |tx| {
+                        crate::store::put_health(tx, &rows)
+                    });
+                }
+            }
+        });
+        let events = relay::relay(
+            first,
+            rest,
+            relay::RelayOptions {
+                strip_usage_only: ctx.strip_usage_only,
+                keep_alive: gw.settings.keep_alive,
+                idle_timeout: gw.settings.upstream_timeout,
+            },
+            usage_guard,
+        );
+        return Tried::Done(ChatOutcome::Stream {
+            status,
+            events,
+            route,
+        });
+    }
+    let remaining = timeout.saturating_sub(sent.elapsed());
+    let body = match tokio::time::timeout(remaining, response.bytes()).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return fail(&mut guard, None, describe_reqwest(&e), None),
+        Err(_) => {
+            return fail(
+                &mut guard,
+                None,
+                format!("no response within {timeout:?}"),
+                None,
+            )
+        }
+    };
+    let upstream_ms = ms(sent.elapsed());
+    succeed(upstream_ms);
+    remember_session(ctx, p);
+    let usage = usage::from_openai_body(&body);
+    let mut route = route(upstream_ms);
+    let mut event = usage_event(ctx.call, ctx.requested, Some(target), false, status);
+    fill_usage(&mut event, usage.unwrap_or_default(), target);
+    guard.settle(
+        event.cost_usd.unwrap_or(0.0),
+        event.input_tokens + event.output_tokens,
+    );
+    route.cost_usd = event.cost_usd;
+    event.outcome = "ok".into();
+    event.upstream_ms = Some(upstream_ms);
+    event.overhead_ms = Some(route.overhead_ms);
+    event.latency_ms = ms(ctx.call.started.elapsed());
+    event.tier = Some(p.tier.as_str().into());
+    event.combo = ctx.combo.clone();
+    gw.store.record_usage(event);
+    gw.metrics.observe_overhead(route.overhead_ms);
+    Tried::Done(ChatOutcome::Complete {
+        status,
+        body,
+        route,
+        usage,
+    })
+}
+
+fn remember_session(ctx: &Attempt<'_>, p: &Planned) {
+    if let Some(session) = session_of(ctx.call.session.as_deref(), &ctx.call.body) {
+        if ctx.combo.is_some() {
+            ctx.gw.routing.remember_session(&session, &p.key);
+        }
+    }
+}
+
+fn persist_health(gw: &Gateway, rows: Vec<health::HealthRow>) {
+    if !rows.is_empty() {
+        gw.store.write_detached("target health", move |tx| {
+            crate::store::put_health(tx, &rows)
+        });
+    }
+}
+
+fn attempt_error(
+    target: &Target,
+    status: Option<u16>,
+    message: String,
+    retry_after: Option<String>,
+) -> AttemptError {
+    AttemptError {
+        provider: target.provider.spec.id.clone(),
+        account_id: target.account.id.clone(),
+        model: target.model.clone(),
+        status,
+        message,
+        retry_after,
+    }
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {
@@ -487,9 +955,81 @@ mod tests {
             ProxyError::AllFailed {
                 attempts: vec![a(Some(429))]
             }
-            .retry_after(),
+            .retry_after()
+            .as_deref(),
             Some("3")
         );
-        assert!(is_client_fault(400) && !is_client_fault(429) && !is_client_fault(401));
+    }
+}
+
+/// The outcome of one tiny test prompt to one target.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub target: String,
+    pub ok: bool,
+    pub latency_ms: f64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// Send a tiny prompt straight to one target (no fallback); the outcome
+/// feeds its breaker and latency figures like any request.
+pub async fn probe(gw: &Gateway, target: &Target) -> ProbeResult {
+    let key = plan::target_key(target);
+    let body = serde_json::json!({
+        "model": target.model,
+        "messages": [{"role": "user", "content": "Reply with the word ok."}],
+        "max_tokens": 8,
+        "stream": false,
+    });
+    let started = Instant::now();
+    let timeout = gw.settings.upstream_timeout.min(Duration::from_secs(30));
+    let request = gw
+        .upstream
+        .chat_completions(target, Bytes::from(body.to_string()), false);
+    let outcome = match tokio::time::timeout(timeout, request.send()).await {
+        Err(_) => Err((None, format!("no response within {timeout:?}"))),
+        Ok(Err(e)) => Err((None, describe_reqwest(&e))),
+        Ok(Ok(r)) if r.status().is_success() => match r.bytes().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err((None, describe_reqwest(&e))),
+        },
+        Ok(Ok(r)) => {
+            let status = r.status().as_u16();
+            let text = read_limited(r, ERROR_BODY_LIMIT).await;
+            Err((Some(status), upstream_message(&text)))
+        }
+    };
+    let latency_ms = ms(started.elapsed());
+    match outcome {
+        Ok(()) => {
+            let row = gw
+                .routing
+                .health
+                .record_success(&key, &target.account.id, latency_ms, None);
+            persist_health(gw, row.into_iter().collect());
+            ProbeResult {
+                target: key,
+                ok: true,
+                latency_ms,
+                status: Some(200),
+                error: None,
+            }
+        }
+        Err((status, message)) => {
+            let class = classify(status, &message);
+            let rows =
+                gw.routing
+                    .health
+                    .record_failure(&key, &target.account.id, class, None, &message);
+            persist_health(gw, rows);
+            ProbeResult {
+                target: key,
+                ok: false,
+                latency_ms,
+                status,
+                error: Some(message),
+            }
+        }
     }
 }

@@ -17,6 +17,9 @@ pub struct RelayOptions {
     pub idle_timeout: Duration,
 }
 
+/// Called once when a stream ends: (outcome, cost in USD, tokens).
+type OnEnd = Box<dyn FnOnce(&str, Option<f64>, u64) + Send>;
+
 /// Records the stream's usage exactly once: on completion, or on drop when
 /// the client went away first.
 pub struct UsageGuard {
@@ -25,6 +28,8 @@ pub struct UsageGuard {
     model: Option<ModelInfo>,
     started: Instant,
     usage: super::Usage,
+    /// Settles the budget reservation and reports mid-stream failures to routing.
+    on_end: Option<OnEnd>,
 }
 
 impl UsageGuard {
@@ -44,7 +49,14 @@ impl UsageGuard {
             model,
             started: Instant::now(),
             usage: super::Usage::default(),
+            on_end: None,
         }
+    }
+
+    /// Called once when the stream ends: (outcome, cost, tokens).
+    pub fn on_end(mut self, f: impl FnOnce(&str, Option<f64>, u64) + Send + 'static) -> UsageGuard {
+        self.on_end = Some(Box::new(f));
+        self
     }
 
     fn finish(&mut self, outcome: &str, error: Option<String>) {
@@ -69,6 +81,13 @@ impl UsageGuard {
             .as_ref()
             .and_then(|m| m.cost(u.input_tokens, u.cached_tokens, u.output_tokens));
         event.latency_ms += self.started.elapsed().as_secs_f64() * 1000.0;
+        if let Some(f) = self.on_end.take() {
+            f(
+                &event.outcome,
+                event.cost_usd,
+                u.input_tokens + u.output_tokens,
+            );
+        }
         self.store.record_usage(event);
     }
 }
@@ -90,14 +109,18 @@ struct State {
     silent: Duration,
 }
 
+/// Relay `first` (already read, to commit to this target) and then `rest`.
 pub fn relay(
-    response: reqwest::Response,
+    first: Bytes,
+    rest: BoxStream<'static, reqwest::Result<Bytes>>,
     opts: RelayOptions,
     guard: UsageGuard,
 ) -> BoxStream<'static, Result<Bytes, Infallible>> {
-    let state = State {
-        upstream: response.bytes_stream().boxed(),
-        buf: BytesMut::new(),
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&first);
+    let mut state = State {
+        upstream: rest,
+        buf,
         ready: VecDeque::new(),
         opts,
         guard,
@@ -105,6 +128,7 @@ pub fn relay(
         finished: false,
         silent: Duration::ZERO,
     };
+    state.split_events();
     futures::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(ev) = st.ready.pop_front() {

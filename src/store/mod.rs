@@ -4,10 +4,13 @@
 
 mod migrate;
 pub mod records;
+pub mod routing_records;
+pub mod tasks;
 mod usage_stats;
 mod writer;
 
 pub use records::*;
+pub use routing_records::*;
 pub use usage_stats::*;
 
 use crate::secret::{Cipher, CipherError};
@@ -144,6 +147,14 @@ impl Store {
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         self.inner.writer.run(f).await
+    }
+
+    /// Queue a write without waiting for it (routing state, counters).
+    pub fn write_detached<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.inner.writer.detached(what, f);
     }
 
     /// Queue a usage row; batched with others into one transaction. Never blocks.

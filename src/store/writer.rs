@@ -58,6 +58,34 @@ impl WriterHandle {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Queue a write transaction without waiting for it; failures are logged.
+    pub fn detached<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let result = (|| {
+                let tx = conn.transaction()?;
+                f(&tx)?;
+                tx.commit()?;
+                Ok::<_, StoreError>(())
+            })();
+            if let Err(e) = result {
+                tracing::warn!(error = %e, what, "background store write failed");
+            }
+        });
+        match self.tx.try_send(Cmd::Run(job)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(cmd)) => {
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(cmd));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::warn!(what, "store closed; write dropped")
+            }
+        }
+    }
+
     pub fn usage(&self, event: UsageEvent) {
         match self.tx.try_send(Cmd::Usage(Box::new(event))) {
             Ok(()) => {}

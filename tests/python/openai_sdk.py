@@ -72,5 +72,17 @@ except openai.AuthenticationError:
 
 models = [m.id for m in client.models.list()]
 assert "mock/gpt-4o-mini" in models, models
+assert "coding" in models, models
+
+# a combo as the model: the first target is rate limited, the second answers
+raw = client.chat.completions.with_raw_response.create(
+    model="coding", messages=[{"role": "user", "content": "via combo"}])
+assert raw.parse().choices[0].message.content == "echo: via combo"
+assert raw.headers["x-omniroute-attempts"] == "2", dict(raw.headers)
+assert raw.headers["x-omniroute-combo"] == "coding"
+# and streaming through the combo skips the cooling target
+text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+    model="coding", messages=[{"role": "user", "content": "s"}], stream=True) if c.choices)
+assert text.startswith("echo: s"), text
 print("openai sdk: all checks passed")
 sys.exit(0)

@@ -1,5 +1,7 @@
 //! A fake OpenAI-compatible provider on 127.0.0.1:0. Behaviour is chosen by
-//! the model name: anything normal answers; `fail-429` (Retry-After: 7),
+//! the model name: anything normal answers; `fail-429` (rate limit,
+//! Retry-After: 7), `fail-quota` (quota exhausted, Retry-After: 30), `dead-stream`
+//! (fails before its first chunk),
 //! `fail-500`, `fail-400`, `slow` (300 ms), `hang`, `cut-stream` (stops
 //! after two chunks without [DONE]), `slow-stream` (10 chunks, 150 ms apart).
 //! A key containing "bad" gets 401. Calls are counted per model.
@@ -122,10 +124,19 @@ async fn chat(
         "fail-429" => {
             let mut r = error(
                 StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit reached for requests per minute",
+                "rate_limit_exceeded",
+            );
+            r.headers_mut().insert("retry-after", "7".parse().unwrap());
+            return r;
+        }
+        "fail-quota" => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
                 "You exceeded your current quota, please check your plan",
                 "insufficient_quota",
             );
-            r.headers_mut().insert("retry-after", "7".parse().unwrap());
+            r.headers_mut().insert("retry-after", "30".parse().unwrap());
             return r;
         }
         "fail-500" => {
@@ -195,6 +206,15 @@ impl Drop for DropCounter {
 }
 
 fn stream(seen: Arc<Seen>, model: String, text: String, include_usage: bool) -> Response {
+    if model == "dead-stream" {
+        let s = futures::stream::once(async {
+            Err::<bytes::Bytes, _>(std::io::Error::other("dead before the first chunk"))
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(s))
+            .unwrap();
+    }
     let (pieces, pause, cut) = match model.as_str() {
         "cut-stream" => (5, Duration::ZERO, Some(2)),
         "slow-stream" => (10, Duration::from_millis(150), None),

@@ -1,0 +1,114 @@
+//! A closed-loop load generator: C workers send N requests in total and the
+//! latency distribution is printed as one JSON line.
+//!
+//! `cargo run --release --example loadgen -- --url http://127.0.0.1:20128/v1/chat/completions
+//!  --key KEY --model mock/bench --concurrency 16 --requests 20000 [--stream]`
+//!
+//! Non-streaming: latency is request start to full body. Streaming: `ttfb` is
+//! request start to the first body chunk, `total` to the end of the stream.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[(((sorted.len() - 1) as f64) * q).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let url = arg("--url").expect("--url");
+    let key = arg("--key").unwrap_or_default();
+    let model = arg("--model").unwrap_or_else(|| "mock/bench".into());
+    let concurrency: usize = arg("--concurrency")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let total: usize = arg("--requests")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let stream = std::env::args().any(|a| a == "--stream");
+    let body = serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+        "stream": stream,
+    })
+    .to_string();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency * 2)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, key, body, next, errors) = (
+            client.clone(),
+            url.clone(),
+            key.clone(),
+            body.clone(),
+            next.clone(),
+            errors.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut ttfb = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let t0 = Instant::now();
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let Ok(mut resp) = resp else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                if !resp.status().is_success() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                let mut first = None;
+                while let Ok(Some(_)) = resp.chunk().await {
+                    first.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1000.0);
+                }
+                lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                ttfb.push(first.unwrap_or(f64::NAN));
+            }
+            (lat, ttfb)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut ttfb = Vec::new();
+    for w in workers {
+        let (l, t) = w.await.unwrap();
+        lat.extend(l);
+        ttfb.extend(t);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    ttfb.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": lat.len(),
+            "errors": errors.load(Ordering::Relaxed),
+            "rps": lat.len() as f64 / secs,
+            "p50_ms": pct(&lat, 0.50), "p90_ms": pct(&lat, 0.90), "p99_ms": pct(&lat, 0.99),
+            "ttfb_p50_ms": pct(&ttfb, 0.50), "ttfb_p99_ms": pct(&ttfb, 0.99),
+        })
+    );
+}
