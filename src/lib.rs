@@ -4,8 +4,9 @@
 //! Layout: `catalog` (providers known at build time), `config` (the config
 //! file), `store` (SQLite), `registry` (in-memory routing snapshot),
 //! `upstream` (HTTP client), `proxy` (the request core), `ops` (management
-//! operations, written once), `http` (the axum surface), `a2a` (the A2A agent
-//! surface), `server` (lifecycle).
+//! operations, written once), `http` (the axum surface), `mcp` (the MCP
+//! server over stdio and Streamable HTTP), `a2a` (the A2A agent surface),
+//! `server` (lifecycle).
 
 pub mod a2a;
 pub mod catalog;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod formats;
 pub mod gateway;
 pub mod http;
+pub mod mcp;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;

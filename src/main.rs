@@ -41,6 +41,10 @@ struct Cli {
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Speak MCP over stdio (for Claude Code, Cursor, Codex...). Bridges to the
+    /// gateway running on the same data dir when there is one.
+    #[arg(long)]
+    mcp: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -327,6 +331,9 @@ async fn run(cli: Cli) -> Result<()> {
         None => None,
     };
     let settings = settings(&cli, file.as_ref())?;
+    if cli.mcp && cli.command.is_some() {
+        bail!("--mcp takes no subcommand");
+    }
     let gw = Gateway::open(settings).await?;
     if let Some(file) = &file {
         let report = ops::apply::apply_config(&gw, file).await.with_context(|| {
@@ -341,6 +348,9 @@ async fn run(cli: Cli) -> Result<()> {
         if !report.is_empty() {
             tracing::info!(?report, "config applied");
         }
+    }
+    if cli.mcp {
+        return mcp_stdio(gw).await;
     }
     match cli.command {
         None | Some(Command::Serve) => serve(gw).await,
@@ -501,6 +511,25 @@ async fn serve(gw: Arc<Gateway>) -> Result<()> {
     omniroute::server::run(gw, listener, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `--mcp`: relay to the gateway running on this data dir, or else serve the
+/// MCP server on the store in this process.
+async fn mcp_stdio(gw: Arc<Gateway>) -> Result<()> {
+    if let Some(running) = omniroute::mcp::stdio::find_running_gateway(&gw.settings.data_dir).await
+    {
+        gw.store.close().await?;
+        let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
+        omniroute::mcp::stdio::run_bridge(running, stdin, stdout).await?;
+        return Ok(());
+    }
+    let stop = CancellationToken::new();
+    let watcher = gw.spawn_watcher(stop.clone());
+    let served = omniroute::mcp::stdio::run_in_process(gw.clone()).await;
+    stop.cancel();
+    let _ = watcher.await;
+    gw.store.close().await?;
+    Ok(served?)
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {

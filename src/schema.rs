@@ -39,6 +39,52 @@ pub fn all() -> Vec<(&'static str, Schema)> {
             "audit-entry.schema.json",
             schema_for!(crate::store::AuditEntry),
         ),
+        (
+            "list-providers-input.schema.json",
+            schema_for!(crate::ops::providers::ListProvidersInput),
+        ),
+        (
+            "list-models-input.schema.json",
+            schema_for!(crate::ops::models::ListModelsInput),
+        ),
+        (
+            "audit-query.schema.json",
+            schema_for!(crate::ops::audit::AuditQuery),
+        ),
+        (
+            "cost-query.schema.json",
+            schema_for!(crate::ops::cost::CostQuery),
+        ),
+        (
+            "cost-report.schema.json",
+            schema_for!(crate::ops::cost::CostReport),
+        ),
+        (
+            "route-request.schema.json",
+            schema_for!(crate::ops::route::RouteRequest),
+        ),
+        (
+            "route-answer.schema.json",
+            schema_for!(crate::ops::route::RouteAnswer),
+        ),
+        (
+            "mcp-providers-output.schema.json",
+            schema_for!(crate::mcp::ProvidersOutput),
+        ),
+        (
+            "mcp-models-output.schema.json",
+            schema_for!(crate::mcp::ModelsOutput),
+        ),
+        (
+            "mcp-audit-output.schema.json",
+            schema_for!(crate::mcp::AuditOutput),
+        ),
+        // Not a schema of one type: every MCP tool as `tools/list` shows it
+        // (name, description, inputSchema, outputSchema, annotations).
+        (
+            "mcp-tools.json",
+            Schema::try_from(crate::mcp::OmnirouteMcp::tool_catalog()).unwrap_or_default(),
+        ),
     ]
 }
 

@@ -57,9 +57,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let addr: SocketAddr = listener.local_addr()?;
-    write_runtime_file(&gw, addr).await;
+    let state = AppState::new(gw.clone()).with_shutdown(shutdown.clone());
+    write_runtime_file(&gw, addr, state.local_token()).await;
     let watcher = gw.spawn_watcher(shutdown.child_token());
-    let app = router(AppState::new(gw.clone()));
+    let app = router(state);
     let serve = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();
@@ -84,18 +85,56 @@ pub async fn run(
     Ok(())
 }
 
-/// Where a running gateway can be found by other processes on this data dir.
-async fn write_runtime_file(gw: &Gateway, addr: SocketAddr) {
-    let info = serde_json::json!({
-        "pid": std::process::id(),
-        "url": format!("http://{addr}"),
-        "started_ms": crate::store::now_ms(),
-    });
-    if let Err(e) =
-        tokio::fs::write(gw.settings.data_dir.join(RUNTIME_FILE), info.to_string()).await
-    {
-        tracing::warn!(error = %e, "cannot write runtime file");
+/// `<data_dir>/gateway.json`: where a running gateway can be found by other
+/// processes on this data dir (the CLI, `omniroute --mcp`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RuntimeInfo {
+    pub pid: u32,
+    pub url: String,
+    pub started_ms: i64,
+    /// A random token accepted by `/mcp` for local bridges; the file is 0600.
+    #[serde(default)]
+    pub mcp_token: Option<String>,
+}
+
+async fn write_runtime_file(gw: &Gateway, addr: SocketAddr, token: &str) {
+    let info = RuntimeInfo {
+        pid: std::process::id(),
+        url: format!("http://{addr}"),
+        started_ms: crate::store::now_ms(),
+        mcp_token: Some(token.to_string()),
+    };
+    let path = gw.settings.data_dir.join(RUNTIME_FILE);
+    let text = serde_json::to_string(&info).unwrap_or_default();
+    let written = tokio::task::spawn_blocking(move || write_private(&path, text.as_bytes())).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot write runtime file"),
+        Err(e) => tracing::warn!(error = %e, "cannot write runtime file"),
     }
+}
+
+/// Write a file readable by its owner only (via a temp file and a rename, so
+/// readers never see half of it).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Cancel `token` on SIGINT or SIGTERM.

@@ -33,23 +33,29 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::trim))
 }
 
-pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Who is calling, from the presented client key; the error says how to fix it.
+pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let registry = state.gw.registry();
-    let known = presented_key(req.headers())
+    let known = presented_key(headers)
         .filter(|k| !k.is_empty())
         .map(|k| registry.authenticate(k).map(|info| info.id.clone()));
-    let caller = match known {
-        Some(Some(id)) => Caller { key_id: Some(id) },
+    match known {
+        Some(Some(id)) => Ok(Caller { key_id: Some(id) }),
         // With keys not required (loopback only), any or no key is accepted.
-        _ if !state.gw.settings.require_api_key => Caller::default(),
-        Some(None) => return ApiError::unauthorized("invalid API key").into_response(),
-        None => {
-            return ApiError::unauthorized(
-                "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` (create one with `omniroute keys create`)",
-            )
-            .into_response()
+        _ if !state.gw.settings.require_api_key => Ok(Caller::default()),
+        Some(None) => Err(ApiError::unauthorized("invalid API key")),
+        None => Err(ApiError::unauthorized(
+            "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` (create one with `omniroute keys create`)",
+        )),
+    }
+}
+
+pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match authorize(&state, req.headers()) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
         }
-    };
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+        Err(e) => e.into_response(),
+    }
 }

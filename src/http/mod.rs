@@ -2,11 +2,13 @@
 //!
 //! Layers, outermost first: panic → 500 JSON; tracing span per request with
 //! its id; then, on every route but the open ones (`/`, `/health`, the A2A
-//! agent card), the client-key check.
+//! agent card), the client-key check. `/mcp` (MCP Streamable HTTP) has its
+//! own guard: Origin check, then the client key or the local bridge token.
 
 mod auth;
 mod chat;
 pub mod error;
+mod mcp;
 mod models;
 
 pub use auth::Caller;
@@ -18,11 +20,16 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct AppState {
     pub gw: Arc<Gateway>,
     ids: Arc<RequestIds>,
+    /// Accepted by `/mcp` from local bridges (`omniroute --mcp`); see `server::RuntimeInfo`.
+    local_token: Arc<str>,
+    /// Cancelled when the server shuts down; long-lived streams hang off it.
+    shutdown: CancellationToken,
 }
 
 struct RequestIds {
@@ -35,13 +42,30 @@ impl AppState {
         let prefix = crate::secret::random_bytes::<4>()
             .map(hex::encode)
             .unwrap_or_else(|_| "00000000".into());
+        let local_token = crate::secret::random_bytes::<32>()
+            .map(|b| format!("omr-local-{}", hex::encode(b)))
+            // Without randomness, no token can be trusted: make it unguessable by never matching.
+            .unwrap_or_default();
         AppState {
             gw,
             ids: Arc::new(RequestIds {
                 prefix,
                 next: AtomicU64::new(1),
             }),
+            local_token: local_token.into(),
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Tie long-lived streams (MCP sessions, SSE) to the server's shutdown.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> AppState {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The token a local `omniroute --mcp` bridge presents to `/mcp`.
+    pub fn local_token(&self) -> &str {
+        &self.local_token
     }
 
     pub fn next_request_id(&self) -> String {
@@ -70,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .merge(crate::a2a::card_routes(agent))
         .merge(protected)
+        .merge(mcp::routes(&state))
         .fallback(not_found)
         .with_state(state)
         .layer(

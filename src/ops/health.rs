@@ -1,20 +1,34 @@
-//! Gateway health: version, store status, live overhead figures.
+//! Gateway health: version, store status, live overhead figures and, per
+//! provider, usable accounts and recent traffic from the usage table, and
+//! the router's live breaker, cooldown and latency state.
 
 use super::OpsError;
 use crate::gateway::Gateway;
-use crate::store;
+use crate::store::{self, now_ms};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// How far back the per-provider traffic figures look.
+pub const RECENT_WINDOW_S: u64 = 3600;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
     /// "ok" or "degraded".
     pub status: String,
     pub version: String,
+    /// The process that answered (a stdio MCP bridge reports the running gateway's).
+    pub pid: u32,
     pub uptime_s: u64,
     pub store: StoreHealth,
     pub usable_providers: usize,
     pub overhead: OverheadFigures,
+    /// Window of the per-provider traffic figures, in seconds.
+    pub recent_window_s: u64,
+    /// Providers that are usable or carried traffic in the recent window.
+    pub providers: Vec<ProviderHealth>,
+    /// Live router state of this process: breaker per provider and target,
+    /// cooldowns, latency percentiles and error rates.
+    pub routing: super::explain::RoutingStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -27,36 +41,91 @@ pub struct StoreHealth {
 /// The gateway's own time per request (total minus upstream), in ms.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct OverheadFigures {
+    /// Requests this process has served since it started.
     pub requests: u64,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
 }
 
+/// One provider's accounts and its traffic in the recent window.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderHealth {
+    pub id: String,
+    pub usable: bool,
+    pub usable_accounts: usize,
+    pub accounts: usize,
+    /// Requests in the recent window (every process on this data dir).
+    pub requests: u64,
+    pub errors: u64,
+    /// errors / requests, or null without traffic.
+    pub error_rate: Option<f64>,
+    pub avg_latency_ms: Option<f64>,
+    pub last_error: Option<String>,
+}
+
 pub async fn health(gw: &Gateway) -> Result<Health, OpsError> {
-    let store = match gw.store.read(store::schema_version).await {
-        Ok(v) => StoreHealth {
-            ok: true,
-            schema_version: Some(v),
-            error: None,
-        },
-        Err(e) => StoreHealth {
-            ok: false,
-            schema_version: None,
-            error: Some(e.to_string()),
-        },
+    let since = now_ms() - (RECENT_WINDOW_S as i64) * 1000;
+    let read = gw
+        .store
+        .read(move |c| {
+            Ok((
+                store::schema_version(c)?,
+                store::provider_traffic(c, since)?,
+            ))
+        })
+        .await;
+    let (store, traffic) = match read {
+        Ok((v, traffic)) => (
+            StoreHealth {
+                ok: true,
+                schema_version: Some(v),
+                error: None,
+            },
+            traffic,
+        ),
+        Err(e) => (
+            StoreHealth {
+                ok: false,
+                schema_version: None,
+                error: Some(e.to_string()),
+            },
+            Vec::new(),
+        ),
     };
     let registry = gw.registry();
+    let providers = registry
+        .providers()
+        .iter()
+        .filter_map(|p| {
+            let id = &p.spec.id;
+            let t = traffic.iter().find(|t| &t.provider_id == id);
+            let usable = registry.is_usable(id);
+            if !usable && t.is_none() {
+                return None;
+            }
+            Some(ProviderHealth {
+                id: id.clone(),
+                usable,
+                usable_accounts: registry.usable_accounts(id).count(),
+                accounts: registry.accounts(id).len(),
+                requests: t.map_or(0, |t| t.requests),
+                errors: t.map_or(0, |t| t.errors),
+                error_rate: t
+                    .filter(|t| t.requests > 0)
+                    .map(|t| t.errors as f64 / t.requests as f64),
+                avg_latency_ms: t.map(|t| t.avg_latency_ms),
+                last_error: t.and_then(|t| t.last_error.clone()),
+            })
+        })
+        .collect::<Vec<_>>();
     let h = &gw.metrics.overhead;
     Ok(Health {
         status: if store.ok { "ok" } else { "degraded" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
         uptime_s: gw.uptime().as_secs(),
-        usable_providers: registry
-            .providers()
-            .iter()
-            .filter(|p| registry.is_usable(&p.spec.id))
-            .count(),
+        usable_providers: providers.iter().filter(|p| p.usable).count(),
         store,
         overhead: OverheadFigures {
             requests: h.count(),
@@ -64,5 +133,8 @@ pub async fn health(gw: &Gateway) -> Result<Health, OpsError> {
             p95_ms: h.quantile_ms(0.95),
             p99_ms: h.quantile_ms(0.99),
         },
+        recent_window_s: RECENT_WINDOW_S,
+        providers,
+        routing: super::explain::routing_status(gw),
     })
 }

@@ -23,7 +23,10 @@ pub struct ProviderView {
     pub env: Vec<String>,
     pub local: bool,
     pub usable: bool,
+    /// How many of its accounts are usable.
     pub accounts: usize,
+    /// Every account of this provider, without secrets.
+    pub account_list: Vec<super::accounts::AccountView>,
     pub models: Vec<String>,
 }
 
@@ -60,6 +63,11 @@ pub async fn list_providers(
             local: p.spec.local,
             usable: registry.is_usable(&p.spec.id),
             accounts: registry.usable_accounts(&p.spec.id).count(),
+            account_list: registry
+                .accounts(&p.spec.id)
+                .iter()
+                .map(|a| super::accounts::AccountView::from(a.as_ref()))
+                .collect(),
             models: p.spec.models.iter().map(|m| m.id.clone()).collect(),
         })
         .filter(|v| !input.usable_only || v.usable)

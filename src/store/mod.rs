@@ -6,10 +6,12 @@ mod migrate;
 pub mod records;
 pub mod routing_records;
 pub mod tasks;
+mod usage_stats;
 mod writer;
 
 pub use records::*;
 pub use routing_records::*;
+pub use usage_stats::*;
 
 use crate::secret::{Cipher, CipherError};
 use rusqlite::{Connection, OpenFlags};

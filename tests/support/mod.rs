@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_upstream;
+pub mod schema_check;
 
 use omniroute::config::FileConfig;
 use omniroute::gateway::{Gateway, Settings};

@@ -54,6 +54,7 @@ pub fn parse(text: &str, data: Option<Value>) -> Result<CostQuery, RpcError> {
         Some(d) => decode::<CostQuery>("cost-analysis", d)?,
         None => CostQuery {
             since: period_from_text(text).unwrap_or_else(|| CostQuery::default().since),
+            until: None,
             max_suggestions: None,
         },
     };

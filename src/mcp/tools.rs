@@ -1,0 +1,130 @@
+//! The tools built on existing ops: each body is one ops call and a mapping
+//! of its result into structured content (or an `isError` result).
+
+use super::{tool_error, AuditOutput, ModelsOutput, OmnirouteMcp, ProvidersOutput};
+use crate::http::Caller;
+use crate::ops;
+use crate::ops::audit::AuditQuery;
+use crate::ops::cost::{CostQuery, CostReport};
+use crate::ops::health::Health;
+use crate::ops::models::ListModelsInput;
+use crate::ops::providers::ListProvidersInput;
+use crate::ops::route::{RouteAnswer, RouteRequest};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_router, Json, RoleServer};
+
+/// The client key that called over HTTP (none over stdio or the local bridge).
+fn caller_key(ctx: &RequestContext<RoleServer>) -> Option<String> {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Caller>())
+        .and_then(|c| c.key_id.clone())
+}
+
+#[tool_router(router = ops_tools, vis = "pub(super)")]
+impl OmnirouteMcp {
+    #[tool(
+        name = "omniroute_get_health",
+        description = "Gateway health: status, version, uptime, store, the gateway's own overhead \
+                       (p50/p95/p99 ms) and, per usable or recently used provider, usable accounts, \
+                       requests, errors, error rate and mean latency over the last hour.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_health(&self) -> Result<Json<Health>, String> {
+        ops::health::health(&self.gw)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "omniroute_list_providers",
+        description = "The provider catalog and custom providers: wire format, base URL, tier, \
+                       whether usable, models, and each provider's accounts (never secrets) with \
+                       why an account is unusable. `usable_only` keeps usable providers.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_providers(
+        &self,
+        Parameters(input): Parameters<ListProvidersInput>,
+    ) -> Result<Json<ProvidersOutput>, String> {
+        ops::providers::list_providers(&self.gw, input)
+            .await
+            .map(|providers| Json(ProvidersOutput { providers }))
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "omniroute_list_models",
+        description = "Models a client can ask for right now (`prefix/model`), with provider, tier, \
+                       context window and USD prices per million input/output tokens. \
+                       `provider` filters by provider id.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_models(
+        &self,
+        Parameters(input): Parameters<ListModelsInput>,
+    ) -> Result<Json<ModelsOutput>, String> {
+        ops::models::list_models(&self.gw, input)
+            .await
+            .map(|models| Json(ModelsOutput { models }))
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "omniroute_cost_report",
+        description = "Spend for a period: totals and lines by provider, model, client key and day \
+                       (requests, errors, tokens, USD cost, mean latency). `since`/`until` take a \
+                       duration back from now (\"24h\", \"7d\") or a UTC date (\"2025-06-01\").",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn cost_report(
+        &self,
+        Parameters(q): Parameters<CostQuery>,
+    ) -> Result<Json<CostReport>, String> {
+        ops::cost::cost_report(&self.gw, q)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "omniroute_route_request",
+        description = "Send a chat request through the gateway's router and wait for the answer: \
+                       returns the text, finish reason, the route taken (provider, account, model, \
+                       attempts), token usage and cost. `model` is a `prefix/model` or bare model name.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn route_request(
+        &self,
+        Parameters(req): Parameters<RouteRequest>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<RouteAnswer>, String> {
+        ops::route::route_chat(&self.gw, req, caller_key(&ctx))
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "omniroute_get_audit_log",
+        description = "Configuration changes, newest first: who (config, cli, mcp, a2a, api), when, \
+                       what, and the before/after values (secrets omitted). `entity` filters \
+                       (provider, account, client_key, combo); `limit` defaults to 50.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_audit_log(
+        &self,
+        Parameters(q): Parameters<AuditQuery>,
+    ) -> Result<Json<AuditOutput>, String> {
+        ops::audit::audit_log(&self.gw, q)
+            .await
+            .map(|entries| Json(AuditOutput { entries }))
+            .map_err(tool_error)
+    }
+}
