@@ -6,6 +6,10 @@
 //!
 //! Non-streaming: latency is request start to full body. Streaming: `ttfb` is
 //! request start to the first body chunk, `total` to the end of the stream.
+//!
+//! `--first-response-since-ns T0` instead polls (every 1 ms) until one request
+//! succeeds and prints the time from T0 (ns since the epoch, e.g. `date +%s%N`
+//! taken just before the gateway was started) to that first success.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +43,10 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let stream = std::env::args().any(|a| a == "--stream");
+    if let Some(t0) = arg("--first-response-since-ns").and_then(|v| v.parse::<u128>().ok()) {
+        first_response(&url, &key, &model, t0).await;
+        return;
+    }
     let body = serde_json::json!({
         "model": model,
         "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
@@ -111,4 +119,40 @@ async fn main() {
             "ttfb_p50_ms": pct(&ttfb, 0.50), "ttfb_p99_ms": pct(&ttfb, 0.99),
         })
     );
+}
+
+/// Poll until the first successful completion; print ms from `t0_ns` (epoch).
+async fn first_response(url: &str, key: &str, model: &str, t0_ns: u128) {
+    let body = serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "hi"}],
+    })
+    .to_string();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ok = client
+            .post(url)
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let ms = now.saturating_sub(t0_ns) as f64 / 1e6;
+            println!("{}", serde_json::json!({ "first_response_ms": ms }));
+            return;
+        }
+        if Instant::now() > deadline {
+            println!("{}", serde_json::json!({ "first_response_ms": null }));
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }

@@ -3,8 +3,9 @@
 //! `cargo run --release --example mock_upstream -- --port 9100 [--latency-ms 0]
 //!  [--chunks 200] [--chunk-interval-us 0]`
 //!
-//! Model `fail-429` answers 429 with Retry-After: 1; any other model answers at once
-//! (after the fixed latency). Responses are prebuilt, so it never becomes the bottleneck.
+//! Model `fail-429` answers 429 with `Retry-After: 0` (so a gateway tries it on
+//! every request and the cost of falling back shows in each one); any other
+//! model answers at once (after the fixed latency). Responses are prebuilt, so it never becomes the bottleneck.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use axum::body::{Body, Bytes};
@@ -65,7 +66,7 @@ async fn chat(State(o): State<Arc<Opts>>, body: Bytes) -> Response {
     if has(b"\"fail-429\"") {
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "1")],
+            [("retry-after", "0")],
             r#"{"error":{"message":"Rate limit reached","type":"rate_limit_exceeded"}}"#,
         )
             .into_response();
