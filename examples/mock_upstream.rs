@@ -57,6 +57,9 @@ async fn main() {
         "mock upstream on http://{}",
         listener.local_addr().expect("addr")
     );
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await.expect("serve");
 }
 

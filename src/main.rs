@@ -13,6 +13,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+// mimalloc: per-thread free lists make the many small allocations of a proxied
+// request cheaper than glibc malloc (measured with bench/run.sh).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "omniroute",

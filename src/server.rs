@@ -3,6 +3,7 @@
 
 use crate::gateway::Gateway;
 use crate::http::{router, AppState};
+use axum::serve::ListenerExt;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +62,13 @@ pub async fn run(
     write_runtime_file(&gw, addr, state.local_token()).await;
     let watcher = gw.spawn_watcher(shutdown.child_token());
     let app = router(state);
+    // Small SSE chunks must leave at once: Nagle plus delayed ACKs would hold
+    // each partial write for up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let serve = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();

@@ -34,7 +34,7 @@ struct TargetHealth {
     backoff: u32,
     latency_ewma: Option<f64>,
     error_ewma: f64,
-    recent: VecDeque<Instant>,
+    recent: WindowCount,
     latencies: VecDeque<f64>,
     requests: u64,
     errors: u64,
@@ -49,7 +49,7 @@ impl TargetHealth {
             backoff: 0,
             latency_ewma: None,
             error_ewma: 0.0,
-            recent: VecDeque::new(),
+            recent: WindowCount::new(Instant::now()),
             latencies: VecDeque::new(),
             requests: 0,
             errors: 0,
@@ -57,15 +57,74 @@ impl TargetHealth {
     }
 
     fn touch(&mut self, now: Instant) {
-        self.recent.push_back(now);
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > WINDOW)
-        {
-            self.recent.pop_front();
-        }
+        self.recent.add(now);
         self.requests += 1;
+    }
+}
+
+/// Requests in the last `WINDOW`, counted in one-second buckets: constant
+/// memory and O(1) per request whatever the rate (a list of timestamps grew
+/// to the request rate times the window and was scanned on every plan).
+#[derive(Debug)]
+struct WindowCount {
+    origin: Instant,
+    /// Second (since `origin`) of the newest bucket written.
+    head: u64,
+    buckets: [u32; BUCKETS],
+}
+
+const BUCKETS: usize = WINDOW.as_secs() as usize;
+
+impl WindowCount {
+    fn new(origin: Instant) -> WindowCount {
+        WindowCount {
+            origin,
+            head: 0,
+            buckets: [0; BUCKETS],
+        }
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_secs()
+    }
+
+    /// Move the head to `sec`, clearing the buckets that fell out of the window.
+    fn advance(&mut self, sec: u64) {
+        if sec <= self.head {
+            return;
+        }
+        let steps = (sec - self.head).min(BUCKETS as u64);
+        for i in 1..=steps {
+            self.buckets[((self.head + i) % BUCKETS as u64) as usize] = 0;
+        }
+        self.head = sec;
+    }
+
+    fn add(&mut self, now: Instant) {
+        let sec = self.second(now);
+        self.advance(sec);
+        let slot = &mut self.buckets[(self.head % BUCKETS as u64) as usize];
+        *slot = slot.saturating_add(1);
+    }
+
+    /// Requests in the window ending at `now`.
+    fn count(&self, now: Instant) -> u64 {
+        let sec = self.second(now);
+        let age = sec.saturating_sub(self.head);
+        if age >= BUCKETS as u64 {
+            return 0;
+        }
+        // Buckets older than the window as seen from `now` are not counted.
+        (0..BUCKETS as u64 - age)
+            .map(|i| {
+                let s = self.head.wrapping_sub(i);
+                if i > self.head {
+                    0
+                } else {
+                    u64::from(self.buckets[(s % BUCKETS as u64) as usize])
+                }
+            })
+            .sum()
     }
 }
 
@@ -199,11 +258,7 @@ impl HealthBook {
                     .map(|d| (d, h.cooldown_reason.clone().unwrap_or_default()));
                 v.latency_ewma_ms = h.latency_ewma;
                 v.error_rate = h.error_ewma;
-                v.requests_in_window = h
-                    .recent
-                    .iter()
-                    .filter(|t| now.duration_since(**t) <= WINDOW)
-                    .count() as u64;
+                v.requests_in_window = h.recent.count(now);
             }
         }
         if let Ok(a) = self.accounts.lock() {
@@ -551,6 +606,29 @@ fn parse_reset(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_count_forgets_what_left_the_window() {
+        let t0 = Instant::now();
+        let mut w = WindowCount::new(t0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for _ in 0..3 {
+            w.add(at(0));
+        }
+        w.add(at(10));
+        w.add(at(59));
+        assert_eq!(w.count(at(59)), 5);
+        // Second 0 leaves the window at 60; second 10 at 70.
+        assert_eq!(w.count(at(60)), 2);
+        assert_eq!(w.count(at(70)), 1);
+        w.add(at(75));
+        assert_eq!(w.count(at(75)), 2);
+        assert_eq!(w.count(at(119)), 1);
+        assert_eq!(w.count(at(200)), 0);
+        // A long pause clears every bucket, not only the ones it passes.
+        w.add(at(500));
+        assert_eq!(w.count(at(500)), 1);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn failures_cool_down_targets_and_accounts() {

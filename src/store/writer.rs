@@ -1,11 +1,13 @@
 //! The single writer: a dedicated thread behind a bounded channel. Usage rows
-//! that arrive together are committed in one transaction.
+//! that arrive within `USAGE_LINGER` of each other are committed in one
+//! transaction.
 
 use super::{records, StoreError, UsageEvent};
 use rusqlite::Connection;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 const CHANNEL_CAPACITY: usize = 8192;
@@ -135,40 +137,64 @@ impl WriterHandle {
     }
 }
 
+/// How long usage rows wait for company before they are committed. Under
+/// load this turns one transaction (and one thread wake-up) per request into
+/// one per interval; idle, a lone row waits this long. Other writes never wait
+/// longer than this behind usage rows.
+const USAGE_LINGER: Duration = Duration::from_millis(10);
+
+enum Step {
+    Continue,
+    Stop,
+}
+
 fn writer_loop(mut conn: Connection, rx: Receiver<Cmd>, path: PathBuf) {
     let mut batch: Vec<UsageEvent> = Vec::new();
     while let Ok(first) = rx.recv() {
-        let mut cmds = vec![first];
-        while cmds.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(c) => cmds.push(c),
-                Err(_) => break,
-            }
+        if let Step::Stop = handle(&mut conn, &mut batch, first, &path) {
+            return;
         }
-        for cmd in cmds {
-            match cmd {
-                Cmd::Usage(ev) => batch.push(*ev),
-                Cmd::Run(job) => {
-                    write_usage(&mut conn, &mut batch);
-                    job(&mut conn);
-                }
-                Cmd::Flush(reply) => {
-                    write_usage(&mut conn, &mut batch);
-                    let _ = reply.send(());
-                }
-                Cmd::Close(reply) => {
-                    write_usage(&mut conn, &mut batch);
-                    let result = conn
-                        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                        .map_err(StoreError::from);
-                    tracing::info!(path = %path.display(), ok = result.is_ok(), "store flushed and checkpointed");
-                    let _ = reply.send(result);
-                    return;
-                }
+        if !batch.is_empty() {
+            // Sleep rather than wait on the channel, so senders do not wake us per row.
+            std::thread::sleep(USAGE_LINGER);
+        }
+        while let Ok(cmd) = rx.try_recv() {
+            if let Step::Stop = handle(&mut conn, &mut batch, cmd, &path) {
+                return;
             }
         }
         write_usage(&mut conn, &mut batch);
     }
+    write_usage(&mut conn, &mut batch);
+}
+
+fn handle(conn: &mut Connection, batch: &mut Vec<UsageEvent>, cmd: Cmd, path: &Path) -> Step {
+    match cmd {
+        Cmd::Usage(ev) => {
+            batch.push(*ev);
+            if batch.len() >= MAX_BATCH {
+                write_usage(conn, batch);
+            }
+        }
+        Cmd::Run(job) => {
+            write_usage(conn, batch);
+            job(conn);
+        }
+        Cmd::Flush(reply) => {
+            write_usage(conn, batch);
+            let _ = reply.send(());
+        }
+        Cmd::Close(reply) => {
+            write_usage(conn, batch);
+            let result = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(StoreError::from);
+            tracing::info!(path = %path.display(), ok = result.is_ok(), "store flushed and checkpointed");
+            let _ = reply.send(result);
+            return Step::Stop;
+        }
+    }
+    Step::Continue
 }
 
 fn write_usage(conn: &mut Connection, batch: &mut Vec<UsageEvent>) {
