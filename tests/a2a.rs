@@ -188,6 +188,8 @@ async fn v1_send_get_with_history_length_and_list() {
     assert_eq!(task["contextId"], ctx.as_str());
     assert_eq!(task["metadata"]["skill"], "health");
     assert_eq!(task["artifacts"][0]["parts"][1]["data"]["status"], "ok");
+    // The router's live state travels with it (breakers, cooldowns per target).
+    assert!(task["artifacts"][0]["parts"][1]["data"]["routing"]["targets"].is_array());
     assert_eq!(task["history"][1]["role"], "ROLE_AGENT");
     let id = task["id"].as_str().unwrap().to_string();
 

@@ -1,6 +1,6 @@
-//! `health`: the gateway's health (store, usable providers, overhead
-//! percentiles) from `ops::health`. Breakers, cooldowns and error rates join
-//! when the routing core reports them.
+//! `health`: the gateway's health from `ops::health`: store, usable
+//! providers, overhead percentiles, and the router's breakers, cooldowns,
+//! error rates and latencies per provider and target.
 
 use super::{report, Outcome};
 use crate::gateway::Gateway;
@@ -32,6 +32,21 @@ pub async fn run(gw: &Gateway) -> Outcome {
                 pct(h.overhead.p95_ms),
                 pct(h.overhead.p99_ms),
             );
+            let mut text = text;
+            for p in &h.routing.providers {
+                text.push_str(&format!(
+                    " {}: breaker {} ({} targets, {} open, {} cooling; {} requests, {} errors).",
+                    p.provider, p.state, p.targets, p.open, p.cooling, p.requests, p.errors
+                ));
+            }
+            for t in h.routing.targets.iter().filter(|t| t.cooldown_s.is_some()) {
+                text.push_str(&format!(
+                    " {} cooling down for {:.0}s ({}).",
+                    t.target,
+                    t.cooldown_s.unwrap_or_default(),
+                    t.cooldown_reason.as_deref().unwrap_or("no reason given")
+                ));
+            }
             let data = serde_json::to_value(&h).unwrap_or_default();
             Outcome::completed(text.clone(), vec![report("health", text, data)])
         }
