@@ -26,6 +26,8 @@ LOAD=target/release/examples/loadgen
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 rss_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # utime + stime, in clock ticks
+HZ=$(getconf CLK_TCK)
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -48,7 +50,8 @@ for run in $(seq 1 "$RUNS"); do
   MOCK_PORT=$(free_port)
   GW_PORT=$(free_port)
   "$MOCK" --port "$MOCK_PORT" >/dev/null &
-  PIDS+=($!)
+  MOCK_PID=$!
+  PIDS+=("$MOCK_PID")
   MOCK_URL="http://127.0.0.1:$MOCK_PORT/v1"
   for _ in $(seq 1 200); do
     curl -s -o /dev/null "$MOCK_URL/chat/completions" -d '{}' && break
@@ -92,8 +95,13 @@ EOF
     # Warm both sides (connection pools, allocator), then measure.
     "$LOAD" --url "$MOCK_URL/chat/completions" --key "$UPSTREAM_KEY" --model bench --concurrency "$c" --requests $((c * 20)) >/dev/null
     "$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model mock/bench --concurrency "$c" --requests $((c * 20)) >/dev/null
+    m0=$(cpu_ticks "$MOCK_PID")
     record "$run" "c$c" direct "$("$LOAD" --url "$MOCK_URL/chat/completions" --key "$UPSTREAM_KEY" --model bench --concurrency "$c" --requests "$n")"
+    m1=$(cpu_ticks "$MOCK_PID") g1=$(cpu_ticks "$GW_PID")
     record "$run" "c$c" gateway "$("$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model mock/bench --concurrency "$c" --requests "$n")"
+    g2=$(cpu_ticks "$GW_PID")
+    # CPU time per request: the mock's when hit directly, the gateway's when proxying.
+    record "$run" "c$c" cpu "{\"mock_us\":$(( (m1 - m0) * 1000000 / HZ / n )),\"gateway_us\":$(( (g2 - g1) * 1000000 / HZ / n ))}"
   done
 
   record "$run" stream direct "$("$LOAD" --url "$MOCK_URL/chat/completions" --key "$UPSTREAM_KEY" --model bench --concurrency 1 --requests "$NS" --stream)"
@@ -122,7 +130,7 @@ def get(run, case, side):
 runs = sorted({r["run"] for r in rows})
 print(f"machine: {cores} cores, {cpu}; mock, gateway and load generator share them")
 print()
-print("| run | case | side | req/s | p50 ms | p90 ms | p99 ms | errors |")
+print("| run | case | side | req/s | p50 ms | p90 ms | p99 ms | errors / CPU per request |")
 print("|---|---|---|---:|---:|---:|---:|---:|")
 for run in runs:
     for case in ["c1", "c16", "c64"]:
@@ -130,7 +138,8 @@ for run in runs:
             r = get(run, case, side)
             print(f"| {run} | non-stream {case} | {side} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} |")
         d, g = get(run, case, "direct"), get(run, case, "gateway")
-        print(f"| {run} | non-stream {case} | **added** | {g['rps']/d['rps']*100:.0f}% of direct | {g['p50_ms']-d['p50_ms']:+.3f} | {g['p90_ms']-d['p90_ms']:+.3f} | {g['p99_ms']-d['p99_ms']:+.3f} | |")
+        cpu = get(run, case, "cpu")
+        print(f"| {run} | non-stream {case} | **added** | {g['rps']/d['rps']*100:.0f}% of direct | {g['p50_ms']-d['p50_ms']:+.3f} | {g['p90_ms']-d['p90_ms']:+.3f} | {g['p99_ms']-d['p99_ms']:+.3f} | CPU/req: mock {cpu['mock_us']} µs, gateway {cpu['gateway_us']} µs |")
 print()
 print("| run | 200-chunk stream | ttfb p50 ms | ttfb p99 ms | total p50 ms | total p99 ms |")
 print("|---|---|---:|---:|---:|---:|")

@@ -95,36 +95,15 @@ pub struct UsageLine {
     pub avg_latency_ms: f64,
 }
 
+/// Usage since `since_ms` grouped by `group`, ordered by group.
 pub fn usage_summary(
     conn: &Connection,
     since_ms: i64,
     group: UsageGroup,
 ) -> Result<Vec<UsageLine>, StoreError> {
-    let key = match group {
-        UsageGroup::Provider => "COALESCE(provider_id, '(none)')",
-        UsageGroup::Model => "COALESCE(provider_id || '/' || model, requested_model)",
-        UsageGroup::Key => "COALESCE(key_id, '(no key)')",
-        UsageGroup::Day => "date(ts_ms / 1000, 'unixepoch')",
-    };
-    let sql = format!(
-        "SELECT {key} AS g, COUNT(*), SUM(outcome != 'ok'), SUM(input_tokens), SUM(output_tokens),
-                SUM(cached_tokens), COALESCE(SUM(cost_usd), 0), AVG(latency_ms)
-         FROM usage_events WHERE ts_ms >= ?1 GROUP BY g ORDER BY g"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([since_ms], |r| {
-        Ok(UsageLine {
-            group: r.get(0)?,
-            requests: r.get::<_, i64>(1)? as u64,
-            errors: r.get::<_, i64>(2)? as u64,
-            input_tokens: r.get::<_, i64>(3)? as u64,
-            output_tokens: r.get::<_, i64>(4)? as u64,
-            cached_tokens: r.get::<_, i64>(5)? as u64,
-            cost_usd: r.get(6)?,
-            avg_latency_ms: r.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut lines = super::usage_between(conn, since_ms, i64::MAX, group)?;
+    lines.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(lines)
 }
 
 pub fn count_usage(conn: &Connection) -> Result<u64, StoreError> {
