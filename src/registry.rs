@@ -25,6 +25,8 @@ pub enum ProviderOrigin {
 pub struct Provider {
     pub spec: ProviderSpec,
     pub origin: ProviderOrigin,
+    /// `<base_url>/chat/completions`, parsed once per reload rather than per request.
+    pub chat_url: Option<reqwest::Url>,
 }
 
 /// Where an account's secret comes from.
@@ -154,7 +156,16 @@ impl Registry {
         for (spec, origin) in specs {
             let idx = reg.providers.len();
             reg.by_prefix.insert(spec.prefix().to_string(), idx);
-            reg.providers.push(Arc::new(Provider { spec, origin }));
+            let chat_url = reqwest::Url::parse(&format!(
+                "{}/chat/completions",
+                spec.base_url.trim_end_matches('/')
+            ))
+            .ok();
+            reg.providers.push(Arc::new(Provider {
+                spec,
+                origin,
+                chat_url,
+            }));
         }
         for row in input.accounts {
             let Some(provider) = reg.provider(&row.provider_id).cloned() else {

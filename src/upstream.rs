@@ -24,6 +24,9 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
+            // An API that redirects is misconfigured; following it would carry
+            // the provider key to wherever the redirect points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("omniroute/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
@@ -37,13 +40,14 @@ impl Upstream {
         body: Bytes,
         stream: bool,
     ) -> reqwest::RequestBuilder {
-        let url = format!(
-            "{}/chat/completions",
-            target.provider.spec.base_url.trim_end_matches('/')
-        );
-        let req = self
-            .client
-            .post(url)
+        let req = match &target.provider.chat_url {
+            Some(url) => self.client.post(url.clone()),
+            None => self.client.post(format!(
+                "{}/chat/completions",
+                target.provider.spec.base_url.trim_end_matches('/')
+            )),
+        };
+        let req = req
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(
                 reqwest::header::ACCEPT,

@@ -201,12 +201,25 @@ pub async fn chat(gw: &Gateway, call: ChatCall) -> Result<ChatOutcome, ProxyErro
 
 /// Rough prompt size: a token is about four bytes of JSON text.
 pub fn estimate_tokens(body: &Map<String, Value>) -> u64 {
-    let chars: usize = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .map(|m| m.iter().map(|v| v.to_string().len()).sum())
-        .unwrap_or(0);
+    let chars = body.get("messages").map_or(0, json_len);
     (chars / 4) as u64
+}
+
+/// About how many bytes `v` takes as JSON text, without writing it out
+/// (a long conversation would otherwise be serialised on every request).
+fn json_len(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|v| json_len(v) + 1).sum::<usize>(),
+        Value::Object(o) => {
+            2 + o
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_len(v))
+                .sum::<usize>()
+        }
+    }
 }
 
 /// `x-session-id`, else a hash of the conversation's first messages.
@@ -245,6 +258,8 @@ struct Attempt<'a> {
     strategy: StrategyKind,
     state: Option<Arc<ComboState>>,
     est_tokens: u64,
+    /// Set for sticky combos only.
+    session: Option<String>,
 }
 
 enum Tried {
@@ -295,10 +310,20 @@ async fn attempt_all(
         .or_else(|| call.body.get("max_tokens"))
         .and_then(Value::as_u64)
         .unwrap_or(DEFAULT_OUTPUT_TOKENS);
+    // Only sticky combos use the session; hashing the conversation otherwise
+    // costs every request for nothing.
+    let sticky = registry
+        .combo(requested)
+        .is_some_and(|c| c.sticky || c.strategy.implies_sticky());
+    let session = if sticky {
+        session_of(call.session.as_deref(), &call.body)
+    } else {
+        None
+    };
     let shape = Shape {
         input_tokens: estimate_tokens(&call.body),
         output_tokens,
-        session: session_of(call.session.as_deref(), &call.body),
+        session: session.clone(),
         key_id: call.key_id.clone(),
     };
     let plan = plan::plan(&registry, &gw.routing, requested, &shape).map_err(plan_error)?;
@@ -336,6 +361,7 @@ async fn attempt_all(
         strategy: plan.strategy,
         state: plan.state.clone(),
         est_tokens: shape.input_tokens + shape.output_tokens,
+        session,
     };
     let mut skipped: Vec<String> = plan
         .skipped
@@ -778,10 +804,8 @@ async fn try_target(
 }
 
 fn remember_session(ctx: &Attempt<'_>, p: &Planned) {
-    if let Some(session) = session_of(ctx.call.session.as_deref(), &ctx.call.body) {
-        if ctx.combo.is_some() {
-            ctx.gw.routing.remember_session(&session, &p.key);
-        }
+    if let Some(session) = &ctx.session {
+        ctx.gw.routing.remember_session(session, &p.key);
     }
 }
 
