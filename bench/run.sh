@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-2}
-if [[ -n "${QUICK:-}" ]]; then N1=300 N16=3000 N64=3000 NS=50; else N1=3000 N16=30000 N64=30000 NS=500; fi
+if [[ -n "${QUICK:-}" ]]; then N1=300 N16=3000 N64=3000 NS=50 NR=1000; else N1=3000 N16=30000 N64=30000 NS=500 NR=10000; fi
+RATE=${RATE:-1000}  # the paced case: 16 connections sharing RATE requests/s
 KEY=sk-bench-client
 UPSTREAM_KEY=upstream-bench
 
@@ -104,6 +105,11 @@ EOF
     record "$run" "c$c" cpu "{\"mock_us\":$(( (m1 - m0) * 1000000 / HZ / n )),\"gateway_us\":$(( (g2 - g1) * 1000000 / HZ / n ))}"
   done
 
+  # Paced: the same 16 connections at a fixed total rate well below saturation, so the
+  # difference is the gateway's added latency rather than CPU queueing.
+  record "$run" paced direct "$("$LOAD" --url "$MOCK_URL/chat/completions" --key "$UPSTREAM_KEY" --model bench --concurrency 16 --requests "$NR" --rate "$RATE")"
+  record "$run" paced gateway "$("$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model mock/bench --concurrency 16 --requests "$NR" --rate "$RATE")"
+
   record "$run" stream direct "$("$LOAD" --url "$MOCK_URL/chat/completions" --key "$UPSTREAM_KEY" --model bench --concurrency 1 --requests "$NS" --stream)"
   record "$run" stream gateway "$("$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model mock/bench --concurrency 1 --requests "$NS" --stream)"
 
@@ -119,7 +125,7 @@ EOF
   PIDS=()
 done
 
-python3 - "$RESULTS" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" <<'PY'
+python3 - "$RESULTS" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" "$RATE" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 cores, cpu = sys.argv[2], sys.argv[3]
@@ -140,6 +146,15 @@ for run in runs:
         d, g = get(run, case, "direct"), get(run, case, "gateway")
         cpu = get(run, case, "cpu")
         print(f"| {run} | non-stream {case} | **added** | {g['rps']/d['rps']*100:.0f}% of direct | {g['p50_ms']-d['p50_ms']:+.3f} | {g['p90_ms']-d['p90_ms']:+.3f} | {g['p99_ms']-d['p99_ms']:+.3f} | CPU/req: mock {cpu['mock_us']} µs, gateway {cpu['gateway_us']} µs |")
+print()
+rate = sys.argv[4]
+print(f"| run | c=16 paced at {rate} req/s | p50 ms | p90 ms | p99 ms | errors |")
+print("|---|---|---:|---:|---:|---:|")
+for run in runs:
+    d, g = get(run, "paced", "direct"), get(run, "paced", "gateway")
+    for side, r in [("direct", d), ("gateway", g)]:
+        print(f"| {run} | {side} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} |")
+    print(f"| {run} | **added** | {g['p50_ms']-d['p50_ms']:+.3f} | {g['p90_ms']-d['p90_ms']:+.3f} | {g['p99_ms']-d['p99_ms']:+.3f} | |")
 print()
 print("| run | 200-chunk stream | ttfb p50 ms | ttfb p99 ms | total p50 ms | total p99 ms |")
 print("|---|---|---:|---:|---:|---:|")

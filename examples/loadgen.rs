@@ -7,6 +7,11 @@
 //! Non-streaming: latency is request start to full body. Streaming: `ttfb` is
 //! request start to the first body chunk, `total` to the end of the stream.
 //!
+//! `--rate R` paces the requests at R per second in total: request i is sent
+//! at start + i/R (or as soon as a worker is free after that), and its latency
+//! counts from when it was sent. The timer's 1 ms granularity would otherwise be
+//! charged to the server; keep R well below saturation so workers are free.
+//!
 //! `--first-response-since-ns T0` instead polls (every 1 ms) until one request
 //! succeeds and prints the time from T0 (ns since the epoch, e.g. `date +%s%N`
 //! taken just before the gateway was started) to that first success.
@@ -43,6 +48,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let stream = std::env::args().any(|a| a == "--stream");
+    let rate: Option<f64> = arg("--rate").and_then(|v| v.parse().ok()).filter(|r| *r > 0.0);
     if let Some(t0) = arg("--first-response-since-ns").and_then(|v| v.parse::<u128>().ok()) {
         first_response(&url, &key, &model, t0).await;
         return;
@@ -73,7 +79,15 @@ async fn main() {
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut ttfb = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                if let Some(r) = rate {
+                    let due = started + std::time::Duration::from_secs_f64(i as f64 / r);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let t0 = Instant::now();
                 let resp = client
                     .post(&url)
