@@ -6,7 +6,8 @@ use super::{header, AppState, Caller};
 use crate::proxy::{self, ChatCall, ChatOutcome, RouteInfo};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 
@@ -53,7 +54,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
             let mut r = Response::new(Body::from(body));
             *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             r.headers_mut()
-                .insert("content-type", header("application/json"));
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             route_headers(r.headers_mut(), &route);
             r
         }
@@ -65,7 +66,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
             let mut r = Response::new(Body::from_stream(events));
             *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let h = r.headers_mut();
-            h.insert("content-type", header("text/event-stream"));
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             h.insert("cache-control", header("no-cache"));
             h.insert("x-accel-buffering", header("no"));
             route_headers(h, &route);
@@ -77,7 +78,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
         }
     };
     resp.headers_mut()
-        .insert("x-request-id", header(&request_id));
+        .insert(X_REQUEST_ID, header(&request_id));
     resp
 }
 
@@ -107,34 +108,49 @@ async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError>
         })
 }
 
+// Names built at compile time: a `&str` name is parsed on every insert.
+const X_PROVIDER: HeaderName = HeaderName::from_static("x-omniroute-provider");
+const X_ACCOUNT: HeaderName = HeaderName::from_static("x-omniroute-account");
+const X_MODEL: HeaderName = HeaderName::from_static("x-omniroute-model");
+const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-omniroute-attempts");
+const X_UPSTREAM_MS: HeaderName = HeaderName::from_static("x-omniroute-upstream-ms");
+const X_OVERHEAD_MS: HeaderName = HeaderName::from_static("x-omniroute-overhead-ms");
+const X_TIER: HeaderName = HeaderName::from_static("x-omniroute-tier");
+const X_COMBO: HeaderName = HeaderName::from_static("x-omniroute-combo");
+const X_STRATEGY: HeaderName = HeaderName::from_static("x-omniroute-strategy");
+const X_COST_USD: HeaderName = HeaderName::from_static("x-omniroute-cost-usd");
+const X_SKIPPED: HeaderName = HeaderName::from_static("x-omniroute-skipped");
+const X_FAILED: HeaderName = HeaderName::from_static("x-omniroute-failed");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
-    h.insert("x-omniroute-provider", header(&route.provider));
-    h.insert("x-omniroute-account", header(&route.account_id));
-    h.insert("x-omniroute-model", header(&route.model));
-    h.insert("x-omniroute-attempts", header(&route.attempts.to_string()));
+    h.insert(X_PROVIDER, header(&route.provider));
+    h.insert(X_ACCOUNT, header(&route.account_id));
+    h.insert(X_MODEL, header(&route.model));
+    h.insert(X_ATTEMPTS, header(&route.attempts.to_string()));
     h.insert(
-        "x-omniroute-upstream-ms",
+        X_UPSTREAM_MS,
         header(&format!("{:.2}", route.upstream_ms)),
     );
     h.insert(
-        "x-omniroute-overhead-ms",
+        X_OVERHEAD_MS,
         header(&format!("{:.3}", route.overhead_ms)),
     );
-    h.insert("x-omniroute-tier", header(&route.tier));
+    h.insert(X_TIER, header(&route.tier));
     if let Some(combo) = &route.combo {
-        h.insert("x-omniroute-combo", header(combo));
+        h.insert(X_COMBO, header(combo));
     }
     if let Some(strategy) = &route.strategy {
-        h.insert("x-omniroute-strategy", header(strategy));
+        h.insert(X_STRATEGY, header(strategy));
     }
     if let Some(cost) = route.cost_usd {
-        h.insert("x-omniroute-cost-usd", header(&format!("{cost:.8}")));
+        h.insert(X_COST_USD, header(&format!("{cost:.8}")));
     }
     if !route.skipped.is_empty() {
-        h.insert("x-omniroute-skipped", header(&ascii_list(&route.skipped)));
+        h.insert(X_SKIPPED, header(&ascii_list(&route.skipped)));
     }
     if !route.failed.is_empty() {
-        h.insert("x-omniroute-failed", header(&ascii_list(&route.failed)));
+        h.insert(X_FAILED, header(&ascii_list(&route.failed)));
     }
 }
 
