@@ -48,7 +48,9 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let stream = std::env::args().any(|a| a == "--stream");
-    let rate: Option<f64> = arg("--rate").and_then(|v| v.parse().ok()).filter(|r| *r > 0.0);
+    let rate: Option<f64> = arg("--rate")
+        .and_then(|v| v.parse().ok())
+        .filter(|r| *r > 0.0);
     if let Some(t0) = arg("--first-response-since-ns").and_then(|v| v.parse::<u128>().ok()) {
         first_response(&url, &key, &model, t0).await;
         return;

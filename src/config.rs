@@ -21,6 +21,31 @@ pub struct FileConfig {
     /// Combos: named routing plans clients use as a model name.
     #[serde(default)]
     pub combos: Vec<crate::routing::combo::Combo>,
+    /// Model names clients send, mapped to a model or combo
+    /// (`"claude-sonnet-*" = "coding"`); a key ending in `*` matches by prefix,
+    /// the longest match wins, an exact key beats any pattern.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub model_map: std::collections::BTreeMap<String, String>,
+}
+
+/// Looks a client's model name up in a model map: the exact key, else the
+/// longest `prefix*` key that matches.
+pub fn map_model<'a>(
+    map: &'a std::collections::BTreeMap<String, String>,
+    model: &str,
+) -> Option<&'a str> {
+    if let Some(v) = map.get(model) {
+        return Some(v);
+    }
+    map.iter()
+        .filter_map(|(k, v)| {
+            let prefix = k.strip_suffix('*')?;
+            model
+                .starts_with(prefix)
+                .then_some((prefix.len(), v.as_str()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, v)| v)
 }
 
 /// `[server]`
@@ -130,6 +155,13 @@ impl FileConfig {
 
     /// Checks serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        for (k, v) in &self.model_map {
+            if k.trim().is_empty() || v.trim().is_empty() {
+                return Err(format!(
+                    "model_map: {k:?} = {v:?}: both the client's name and the target must be non-empty"
+                ));
+            }
+        }
         if let Some(s) = &self.server.shutdown_grace {
             parse_duration("server.shutdown_grace", s)?;
         }
@@ -220,6 +252,19 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_map_exact_beats_the_longest_prefix() {
+        let cfg = FileConfig::parse(
+            "[model_map]\n\"claude-*\" = \"auto\"\n\"claude-sonnet-*\" = \"coding\"\n\"claude-sonnet-4-5\" = \"mock/gpt-4o-mini\"\n",
+        )
+        .unwrap();
+        let m = &cfg.model_map;
+        assert_eq!(map_model(m, "claude-sonnet-4-5"), Some("mock/gpt-4o-mini"));
+        assert_eq!(map_model(m, "claude-sonnet-4-5-20250929"), Some("coding"));
+        assert_eq!(map_model(m, "claude-haiku-4-5"), Some("auto"));
+        assert_eq!(map_model(m, "gpt-4o"), None);
+    }
 
     const ISSUE_EXAMPLE: &str = r#"[server]
 port = 20128

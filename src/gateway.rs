@@ -32,6 +32,8 @@ pub struct Settings {
     pub reload_interval: Duration,
     /// Seed for routing randomness (tests); None draws from the OS.
     pub routing_seed: Option<u64>,
+    /// Client model names mapped to a model or combo (`[model_map]`).
+    pub model_map: std::collections::BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
             keep_alive: Duration::from_secs(15),
             reload_interval: Duration::from_millis(250),
             routing_seed: None,
+            model_map: Default::default(),
         }
     }
 }

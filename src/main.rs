@@ -463,6 +463,9 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     if let Some(n) = server.max_body_bytes {
         s.max_body_bytes = n;
     }
+    if let Some(f) = file {
+        s.model_map = f.model_map.clone();
+    }
     let dur = |key: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
         v.as_deref()
             .map(|v| config::parse_duration(key, v).map_err(anyhow::Error::msg))

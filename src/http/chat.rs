@@ -77,12 +77,11 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
             e.into_response()
         }
     };
-    resp.headers_mut()
-        .insert(X_REQUEST_ID, header(&request_id));
+    resp.headers_mut().insert(X_REQUEST_ID, header(&request_id));
     resp
 }
 
-async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
+pub(super) async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
     let declared = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -123,19 +122,13 @@ const X_SKIPPED: HeaderName = HeaderName::from_static("x-omniroute-skipped");
 const X_FAILED: HeaderName = HeaderName::from_static("x-omniroute-failed");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
+pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
     h.insert(X_PROVIDER, header(&route.provider));
     h.insert(X_ACCOUNT, header(&route.account_id));
     h.insert(X_MODEL, header(&route.model));
     h.insert(X_ATTEMPTS, header(&route.attempts.to_string()));
-    h.insert(
-        X_UPSTREAM_MS,
-        header(&format!("{:.2}", route.upstream_ms)),
-    );
-    h.insert(
-        X_OVERHEAD_MS,
-        header(&format!("{:.3}", route.overhead_ms)),
-    );
+    h.insert(X_UPSTREAM_MS, header(&format!("{:.2}", route.upstream_ms)));
+    h.insert(X_OVERHEAD_MS, header(&format!("{:.3}", route.overhead_ms)));
     h.insert(X_TIER, header(&route.tier));
     if let Some(combo) = &route.combo {
         h.insert(X_COMBO, header(combo));

@@ -1,14 +1,16 @@
 //! The HTTP surface (axum): the OpenAI-compatible `/v1` routes and health.
 //!
 //! Layers, outermost first: panic → 500 JSON; tracing span per request with
-//! its id; then, on every route but the open ones (`/`, `/health`, the A2A
-//! agent card), the client-key check. `/mcp` (MCP Streamable HTTP) has its
+//! its id; then, on every route but the open ones (`/`, `/api/hello`,
+//! `/health`, the A2A agent card), the client-key check (`/v1/messages`
+//! checks it itself, to answer in Anthropic's error shape). `/mcp` (MCP Streamable HTTP) has its
 //! own guard: Origin check, then the client key or the local bridge token.
 
 mod auth;
 mod chat;
 pub mod error;
 mod mcp;
+mod messages;
 mod models;
 
 pub use auth::Caller;
@@ -89,9 +91,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_key,
         ));
+    // Anthropic-format routes check the key themselves, to answer in Anthropic's shape.
+    let anthropic = Router::new()
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens));
     Router::new()
         .route("/", get(root).head(root))
+        // Claude Code probes these before it starts.
+        .route("/api/hello", get(root).head(root))
         .route("/health", get(health))
+        .merge(anthropic)
         .merge(crate::a2a::card_routes(agent))
         .merge(protected)
         .merge(mcp::routes(&state))

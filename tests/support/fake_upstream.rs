@@ -153,19 +153,34 @@ async fn chat(
                 "invalid_request_error",
             )
         }
+        "fail-context" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
+                "invalid_request_error",
+            )
+        }
         "hang" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
         _ => {}
     }
-    let prompt = body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string();
+    let last = body["messages"].as_array().and_then(|m| m.last());
+    let prompt = match last.map(|m| &m["content"]) {
+        Some(Value::String(s)) => s.clone(),
+        // Content as parts: the text parts joined.
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    };
     let text = format!("echo: {prompt}");
+    if model == "tool-call" {
+        return tool_call(&body, body["stream"].as_bool() == Some(true));
+    }
     if body["stream"].as_bool() == Some(true) {
         let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
         return stream(seen, model, text, include_usage);
@@ -180,6 +195,58 @@ async fn chat(
                   "prompt_tokens_details": {"cached_tokens": 3}}
     }))
     .into_response()
+}
+
+/// Model `tool-call`: calls the first declared tool with `{"path":"src/main.rs"}`;
+/// streamed, the arguments arrive split over three deltas.
+fn tool_call(body: &Value, stream: bool) -> Response {
+    let name = body["tools"][0]["function"]["name"]
+        .as_str()
+        .unwrap_or("read_file")
+        .to_string();
+    let usage = json!({"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29});
+    if !stream {
+        return Json(json!({
+            "id": "chatcmpl-tool", "object": "chat.completion", "created": 1_700_000_000, "model": "tool-call",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_fake_1", "type": "function",
+                    "function": {"name": name, "arguments": "{\"path\":\"src/main.rs\"}"}}]}}],
+            "usage": usage
+        }))
+        .into_response();
+    }
+    let chunk = |choices: Value| {
+        let c = json!({"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": "tool-call", "choices": choices});
+        format!("data: {c}\n\n")
+    };
+    let mut events = vec![chunk(
+        json!([{"index": 0, "delta": {"role": "assistant", "content": null,
+            "tool_calls": [{"index": 0, "id": "call_fake_1", "type": "function",
+                "function": {"name": name, "arguments": ""}}]}, "finish_reason": null}]),
+    )];
+    for piece in ["{\"pa", "th\":\"src/m", "ain.rs\"}"] {
+        events.push(chunk(
+            json!([{"index": 0, "delta": {"tool_calls": [{"index": 0,
+            "function": {"arguments": piece}}]}, "finish_reason": null}]),
+        ));
+    }
+    events.push(chunk(
+        json!([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]),
+    ));
+    let u = json!({"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1_700_000_000,
+        "model": "tool-call", "choices": [], "usage": usage});
+    events.push(format!("data: {u}\n\n"));
+    events.push("data: [DONE]\n\n".to_string());
+    let s = futures::stream::iter(
+        events
+            .into_iter()
+            .map(|e| Ok::<_, std::io::Error>(bytes::Bytes::from(e))),
+    );
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(s))
+        .unwrap()
 }
 
 const CUT: &str = "!cut";

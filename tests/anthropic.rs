@@ -1,0 +1,259 @@
+//! Anthropic Messages inbound (`/v1/messages`) against an OpenAI-format fake
+//! upstream: answers, the exact stream event sequence with text and a
+//! streamed tool call, Anthropic error shapes, model mapping, the billing
+//! line removed, fallback through a combo, count_tokens and Claude Code's probes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{json, Value};
+use support::fake_upstream::FakeUpstream;
+use support::{client, example_config, InProcess, CLIENT_KEY};
+
+async fn gateway() -> (FakeUpstream, InProcess) {
+    let up = FakeUpstream::start().await;
+    let cfg = format!(
+        "{}\n[[combos]]\nname = \"coding\"\nmodels = [\"mock/fail-500\", \"mock/gpt-4o-mini\"]\n",
+        example_config(&up.base_url())
+    );
+    let gw = InProcess::start_with(&cfg, |s| {
+        s.model_map
+            .insert("claude-sonnet-*".into(), "coding".into());
+        s.model_map
+            .insert("claude-haiku-4-5".into(), "mock/tool-call".into());
+    })
+    .await;
+    (up, gw)
+}
+
+async fn post(gw: &InProcess, body: Value) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/messages?beta=true"))
+        .header("x-api-key", CLIENT_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "fine-grained-tool-streaming-2025-05-14")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// (event name, data) pairs of an SSE body.
+fn events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let mut name = String::new();
+            let mut data = Value::Null;
+            for line in e.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_string();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).unwrap();
+                }
+            }
+            (name, data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_message_is_answered_in_anthropic_shape() {
+    let (up, gw) = gateway().await;
+    let r = post(
+        &gw,
+        json!({"model": "mock/gpt-4o-mini", "max_tokens": 100,
+               "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.70.abc; cch=12345;"},
+                          {"type": "text", "text": "You are Claude Code."}],
+               "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-omniroute-translation"], "anthropic->openai");
+    assert!(r.headers()["x-omniroute-translation-notes"]
+        .to_str()
+        .unwrap()
+        .contains("billing header"));
+    assert_eq!(r.headers()["x-omniroute-provider"], "mock");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["role"], "assistant");
+    assert_eq!(v["model"], "mock/gpt-4o-mini");
+    assert_eq!(v["content"][0]["type"], "text");
+    assert_eq!(v["content"][0]["text"], "echo: hi");
+    assert_eq!(v["stop_reason"], "end_turn");
+    // prompt_tokens 11 with 3 cached: Anthropic counts input without cache reads.
+    assert_eq!(v["usage"]["input_tokens"], 8);
+    assert_eq!(v["usage"]["cache_read_input_tokens"], 3);
+    assert_eq!(v["usage"]["output_tokens"], 7);
+    // The upstream got OpenAI Chat, without the per-request billing line.
+    let sent = up.seen.bodies.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(sent["messages"][0]["role"], "system");
+    let system = sent["messages"][0]["content"].to_string();
+    assert!(system.contains("You are Claude Code."), "{system}");
+    assert!(!system.contains("billing-header"), "{system}");
+    assert_eq!(sent["max_tokens"], 100);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_follows_the_anthropic_event_sequence() {
+    let (_up, gw) = gateway().await;
+    let r = post(
+        &gw,
+        json!({"model": "mock/gpt-4o-mini", "max_tokens": 100, "stream": true,
+               "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let evs = events(&r.text().await.unwrap());
+    // As the Anthropic API does, a ping may come between any two events.
+    let names: Vec<&str> = evs
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| *n != "ping")
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names[1], "content_block_start");
+    assert_eq!(names.last(), Some(&"message_stop"));
+    assert_eq!(names[names.len() - 2], "message_delta");
+    assert_eq!(names[names.len() - 3], "content_block_stop");
+    let text: String = evs
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(text, "echo: hi[0][1][2][3][4]");
+    let delta = &evs[evs.len() - 2].1;
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    assert_eq!(delta["usage"]["output_tokens"], 5);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_arrives_as_tool_use_with_json_deltas() {
+    let (_up, gw) = gateway().await;
+    // Mapped: claude-haiku-4-5 -> mock/tool-call.
+    let r = post(
+        &gw,
+        json!({"model": "claude-haiku-4-5", "max_tokens": 100, "stream": true,
+               "tools": [{"name": "read_file", "description": "Read a file",
+                          "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}],
+               "messages": [{"role": "user", "content": "open main"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let evs = events(&r.text().await.unwrap());
+    assert_eq!(evs[0].1["message"]["model"], "claude-haiku-4-5");
+    let start = evs
+        .iter()
+        .find(|(n, d)| n == "content_block_start" && d["content_block"]["type"] == "tool_use")
+        .expect("a tool_use block");
+    assert_eq!(start.1["content_block"]["id"], "call_fake_1");
+    assert_eq!(start.1["content_block"]["name"], "read_file");
+    let parts: Vec<String> = evs
+        .iter()
+        .filter(|(n, d)| n == "content_block_delta" && d["delta"]["type"] == "input_json_delta")
+        .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap().to_string())
+        .collect();
+    assert!(parts.len() >= 2, "{parts:?}");
+    let input: Value = serde_json::from_str(&parts.concat()).unwrap();
+    assert_eq!(input, json!({"path": "src/main.rs"}));
+    let delta = evs.iter().find(|(n, _)| n == "message_delta").unwrap();
+    assert_eq!(delta.1["delta"]["stop_reason"], "tool_use");
+    assert_eq!(evs.last().unwrap().0, "message_stop");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn mapped_names_route_through_a_combo_with_fallback() {
+    let (up, gw) = gateway().await;
+    let r = post(
+        &gw,
+        json!({"model": "claude-sonnet-4-5-20250929", "max_tokens": 50,
+               "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-omniroute-combo"], "coding");
+    assert_eq!(r.headers()["x-omniroute-attempts"], "2");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "claude-sonnet-4-5-20250929");
+    assert_eq!(v["content"][0]["text"], "echo: hi");
+    assert_eq!(up.calls("fail-500"), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn errors_come_back_in_anthropic_shape() {
+    let (_up, gw) = gateway().await;
+    let body = json!({"model": "mock/gpt-4o-mini", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    // No key.
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "authentication_error");
+    // Not JSON.
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", CLIENT_KEY)
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    // Unknown model.
+    let r = post(&gw, json!({"model": "nope/none", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "not_found_error");
+    // The upstream rejects the request: passed through as invalid_request_error.
+    let r = post(&gw, json!({"model": "mock/fail-400", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    // Context overflow: 400 "prompt is too long", which Claude Code compacts on.
+    let r = post(&gw, json!({"model": "mock/fail-context", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("prompt is too long"),
+        "{v}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn probes_and_count_tokens() {
+    let (_up, gw) = gateway().await;
+    for path in ["/", "/api/hello"] {
+        let r = client().head(gw.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "HEAD {path}");
+    }
+    let r = client()
+        .post(gw.url("/v1/messages/count_tokens"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"model": "claude-sonnet-4-5", "system": "Be brief.",
+                      "messages": [{"role": "user", "content": "How many tokens is this sentence?"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let n = v["input_tokens"].as_u64().unwrap();
+    assert!((5..100).contains(&n), "{v}");
+    gw.stop().await;
+}
