@@ -55,6 +55,42 @@ async fn official_openai_python_sdk_streams_through_the_gateway() {
     assert!(stdout.contains("all checks passed"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_anthropic_python_sdk_against_an_openai_upstream() {
+    let Some(python) = python() else { return };
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.toml");
+    let text = format!(
+        "{}\n[[combos]]\nname = \"coding\"\nmodels = [\"mock/fail-500\", \"mock/gpt-4o-mini\"]\n\n\
+         [model_map]\n\"claude-sonnet-*\" = \"coding\"\n\"claude-haiku-*\" = \"mock/tool-call\"\n",
+        example_config(&up.base_url())
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let gw = Binary::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/anthropic_sdk.py");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .env("OMNIROUTE_BASE", &gw.base)
+        .env("OMNIROUTE_KEY", CLIENT_KEY)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("all checks passed"),
+        "anthropic sdk script failed:\n{stdout}\n{}\n--- gateway log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gw.stderr()
+    );
+    // The streamed tool call came from the upstream's tool-calling model.
+    assert_eq!(up.calls("tool-call"), 1);
+}
+
 async fn a2a_sdk(version: &str) {
     let Some(python) = python() else { return };
     let up = FakeUpstream::start().await;
