@@ -10,8 +10,8 @@ mod auth;
 mod chat;
 pub mod error;
 mod mcp;
-mod messages;
 mod models;
+mod translated;
 
 pub use auth::Caller;
 
@@ -91,16 +91,19 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_key,
         ));
-    // Anthropic-format routes check the key themselves, to answer in Anthropic's shape.
-    let anthropic = Router::new()
-        .route("/v1/messages", post(messages::messages))
-        .route("/v1/messages/count_tokens", post(messages::count_tokens));
+    // Routes in other formats check the key themselves, to answer in their own shape.
+    let translated = Router::new()
+        .route("/v1/messages", post(translated::messages))
+        .route("/v1/messages/count_tokens", post(translated::count_tokens))
+        .route("/v1/responses", post(translated::responses))
+        .route("/responses", post(translated::responses))
+        .route("/v1beta/models/{target}", post(translated::gemini));
     Router::new()
         .route("/", get(root).head(root))
         // Claude Code probes these before it starts.
         .route("/api/hello", get(root).head(root))
         .route("/health", get(health))
-        .merge(anthropic)
+        .merge(translated)
         .merge(crate::a2a::card_routes(agent))
         .merge(protected)
         .merge(mcp::routes(&state))

@@ -1,11 +1,14 @@
-//! Anthropic Messages inbound — `POST /v1/messages` and
-//! `POST /v1/messages/count_tokens` — for Claude Code and the Anthropic SDKs.
+//! Inbound formats other than OpenAI Chat: Anthropic Messages
+//! (`POST /v1/messages`, `/v1/messages/count_tokens`: Claude Code, Anthropic
+//! SDKs), OpenAI Responses (`POST /v1/responses`: Codex CLI) and Gemini
+//! (`POST /v1beta/models/{model}:generateContent` / `:streamGenerateContent`).
 //!
-//! The request is decoded into the canonical model, its model name mapped
-//! (`[model_map]`), Claude Code's per-request billing line removed, and it is
-//! encoded as OpenAI Chat for the router, so combos, fallback and breakers
-//! apply unchanged. The answer comes back translated; a stream is translated
-//! event by event as it arrives. Errors use Anthropic's shape and statuses.
+//! One path for all three: the request is decoded into the canonical model,
+//! its model name mapped (`[model_map]`), Claude Code's per-request billing
+//! line removed, and it is encoded as OpenAI Chat for the router, so combos,
+//! fallback and breakers apply unchanged. The answer comes back translated
+//! into the client's format; a stream is translated event by event as it
+//! arrives. Errors use the client format's shape and statuses.
 
 use super::chat::{read_body, route_headers};
 use super::{auth, header, AppState};
@@ -29,9 +32,10 @@ const X_TRANSLATION: HeaderName = HeaderName::from_static("x-omniroute-translati
 const X_TRANSLATION_NOTES: HeaderName = HeaderName::from_static("x-omniroute-translation-notes");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// An error in Anthropic's shape (`{"type":"error","error":{type,message}}`).
-fn error(status: u16, kind: ErrorKind, message: &str) -> Response {
-    let (status, body) = formats::encode_error(WireFormat::Anthropic, status, kind, message);
+/// An error in the client format's shape (Anthropic:
+/// `{"type":"error","error":{type,message}}`, Gemini: `{"error":{code,status,message}}`).
+fn error(fmt: WireFormat, status: u16, kind: ErrorKind, message: &str) -> Response {
+    let (status, body) = formats::encode_error(fmt, status, kind, message);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     (status, axum::Json(body)).into_response()
 }
@@ -44,9 +48,9 @@ fn kind_for(status: u16, message: &str) -> ErrorKind {
     }
 }
 
-fn api_error(e: super::error::ApiError) -> Response {
+fn api_error(fmt: WireFormat, e: super::error::ApiError) -> Response {
     let status = e.status.as_u16();
-    let mut resp = error(status, kind_for(status, &e.message), &e.message);
+    let mut resp = error(fmt, status, kind_for(status, &e.message), &e.message);
     if let Some(ra) = e
         .retry_after
         .as_deref()
@@ -57,6 +61,43 @@ fn api_error(e: super::error::ApiError) -> Response {
     resp
 }
 
+/// How a route presents its request: its format, and for Gemini the model
+/// and whether to stream, which come from the path.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub format: WireFormat,
+    pub path_model: Option<String>,
+    pub path_stream: bool,
+}
+
+impl Inbound {
+    pub fn body(format: WireFormat) -> Inbound {
+        Inbound {
+            format,
+            path_model: None,
+            path_stream: false,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self.format {
+            WireFormat::Anthropic => "anthropic->openai",
+            WireFormat::OpenaiResponses => "openai-responses->openai",
+            WireFormat::Gemini => "gemini->openai",
+            WireFormat::Openai => "openai->openai",
+        }
+    }
+
+    fn endpoint(&self) -> &'static str {
+        match self.format {
+            WireFormat::Anthropic => "messages",
+            WireFormat::OpenaiResponses => "responses",
+            WireFormat::Gemini => "generate_content",
+            WireFormat::Openai => "chat.completions",
+        }
+    }
+}
+
 /// The decoded request, ready for the router.
 struct Prepared {
     call: ChatCall,
@@ -65,9 +106,15 @@ struct Prepared {
     notes: Vec<String>,
 }
 
-async fn prepare(state: &AppState, req: Request, request_id: &str) -> Result<Prepared, Response> {
+async fn prepare(
+    state: &AppState,
+    inbound: &Inbound,
+    req: Request,
+    request_id: &str,
+) -> Result<Prepared, Response> {
+    let fmt = inbound.format;
     let started = Instant::now();
-    let caller = auth::authorize(state, req.headers()).map_err(api_error)?;
+    let caller = authorize(state, &req).map_err(|e| api_error(fmt, e))?;
     let session = req
         .headers()
         .get("x-session-id")
@@ -75,9 +122,14 @@ async fn prepare(state: &AppState, req: Request, request_id: &str) -> Result<Pre
         .map(str::to_string);
     let bytes = read_body(req, state.gw.settings.max_body_bytes)
         .await
-        .map_err(api_error)?;
-    let mut canonical = formats::decode_request(WireFormat::Anthropic, &bytes)
-        .map_err(|e| error(400, ErrorKind::BadRequest, &e.to_string()))?;
+        .map_err(|e| api_error(fmt, e))?;
+    let mut canonical = formats::decode_request(fmt, &bytes)
+        .map_err(|e| error(fmt, 400, ErrorKind::BadRequest, &e.to_string()))?;
+    if let Some(model) = &inbound.path_model {
+        canonical.model = model.clone();
+        canonical.stream = inbound.path_stream;
+        canonical.stream_usage = true;
+    }
     let client_model = canonical.model.clone();
     if let Some(to) = crate::config::map_model(&state.gw.settings.model_map, &client_model) {
         canonical.model = to.to_string();
@@ -95,10 +147,11 @@ async fn prepare(state: &AppState, req: Request, request_id: &str) -> Result<Pre
     ctx.model = client_model;
     let stream = canonical.stream;
     let translated = formats::encode_request(WireFormat::Openai, &canonical)
-        .map_err(|e| error(400, ErrorKind::BadRequest, &e.to_string()))?;
+        .map_err(|e| error(fmt, 400, ErrorKind::BadRequest, &e.to_string()))?;
     notes.extend(translated.lossy);
     let Value::Object(mut body) = translated.body else {
         return Err(error(
+            fmt,
             500,
             ErrorKind::Upstream,
             "request encoding produced no object",
@@ -115,7 +168,7 @@ async fn prepare(state: &AppState, req: Request, request_id: &str) -> Result<Pre
         call: ChatCall {
             request_id: request_id.to_string(),
             key_id: caller.key_id,
-            endpoint: "messages",
+            endpoint: inbound.endpoint(),
             body,
             started,
             session,
@@ -126,8 +179,25 @@ async fn prepare(state: &AppState, req: Request, request_id: &str) -> Result<Pre
     })
 }
 
-fn translation_headers(h: &mut HeaderMap, notes: &[String]) {
-    h.insert(X_TRANSLATION, HeaderValue::from_static("anthropic->openai"));
+/// The client key from the headers, or Gemini's `?key=` query parameter.
+fn authorize(state: &AppState, req: &Request) -> Result<super::Caller, super::error::ApiError> {
+    let query_key = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("key="))
+            .map(str::to_string)
+    });
+    match query_key {
+        Some(k) if auth::presented_key(req.headers()).is_none() => {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-goog-api-key", header(&k));
+            auth::authorize(state, &headers)
+        }
+        _ => auth::authorize(state, req.headers()),
+    }
+}
+
+fn translation_headers(h: &mut HeaderMap, label: &'static str, notes: &[String]) {
+    h.insert(X_TRANSLATION, HeaderValue::from_static(label));
     if !notes.is_empty() {
         let text: String = notes
             .join("; ")
@@ -139,33 +209,36 @@ fn translation_headers(h: &mut HeaderMap, notes: &[String]) {
     }
 }
 
-pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
+/// Serve one request in `inbound`'s format through the router.
+pub async fn handle(state: AppState, inbound: Inbound, req: Request) -> Response {
+    let fmt = inbound.format;
     let request_id = state.next_request_id();
-    let mut resp = match prepare(&state, req, &request_id).await {
+    let mut resp = match prepare(&state, &inbound, req, &request_id).await {
         Err(resp) => resp,
         Ok(p) => match proxy::chat(&state.gw, p.call).await {
-            Err(e) => api_error(super::error::ApiError::from(e)),
+            Err(e) => api_error(fmt, super::error::ApiError::from(e)),
             Ok(ChatOutcome::Complete {
                 status,
                 body,
                 route,
                 ..
             }) => {
-                let mut r = complete(status, &body, &p.ctx);
+                let mut r = complete(fmt, status, &body, &p.ctx);
                 route_headers(r.headers_mut(), &route);
-                translation_headers(r.headers_mut(), &p.notes);
+                translation_headers(r.headers_mut(), inbound.label(), &p.notes);
                 r
             }
             Ok(ChatOutcome::Stream { events, route, .. }) if p.stream => {
-                let mut r = Response::new(Body::from_stream(translate_stream(events, &p.ctx)));
+                let mut r = Response::new(Body::from_stream(translate_stream(fmt, events, &p.ctx)));
                 let h = r.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
                 h.insert("cache-control", HeaderValue::from_static("no-cache"));
                 route_headers(h, &route);
-                translation_headers(h, &p.notes);
+                translation_headers(h, inbound.label(), &p.notes);
                 r
             }
             Ok(ChatOutcome::Stream { .. }) => error(
+                fmt,
                 502,
                 ErrorKind::Upstream,
                 "the upstream streamed an answer that was not asked for",
@@ -176,18 +249,19 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
     resp
 }
 
-/// A whole OpenAI answer (or upstream error) as Anthropic's.
-fn complete(status: u16, body: &[u8], ctx: &ClientContext) -> Response {
+/// A whole OpenAI answer (or upstream error) in the client's format.
+fn complete(fmt: WireFormat, status: u16, body: &[u8], ctx: &ClientContext) -> Response {
     if status >= 300 {
         let info = formats::decode_error(WireFormat::Openai, status, body);
-        return error(info.status, info.kind, &info.message);
+        return error(fmt, info.status, info.kind, &info.message);
     }
     match formats::decode_response(WireFormat::Openai, body) {
         Ok(resp) => {
-            let out = formats::encode_response(WireFormat::Anthropic, &resp, ctx);
+            let out = formats::encode_response(fmt, &resp, ctx);
             (StatusCode::OK, axum::Json(out.body)).into_response()
         }
         Err(e) => error(
+            fmt,
             502,
             ErrorKind::Upstream,
             &format!("the upstream's answer could not be read: {e}"),
@@ -225,8 +299,9 @@ impl Translator {
 }
 
 /// The router's OpenAI SSE (one event per item, keep-alive comments in
-/// silences) as Anthropic's event sequence, item by item.
+/// silences) as the client format's event sequence, item by item.
 fn translate_stream(
+    fmt: WireFormat,
     upstream: BoxStream<'static, Result<Bytes, Infallible>>,
     ctx: &ClientContext,
 ) -> BoxStream<'static, Result<Bytes, Infallible>> {
@@ -234,7 +309,7 @@ fn translate_stream(
         upstream,
         parser: SseParser::new(),
         decoder: StreamDecoder::new(WireFormat::Openai),
-        encoder: StreamEncoder::new(WireFormat::Anthropic, ctx),
+        encoder: StreamEncoder::new(fmt, ctx),
         ended: false,
     };
     futures::stream::unfold(t, |mut t| async move {
@@ -265,12 +340,13 @@ fn translate_stream(
 /// `POST /v1/messages/count_tokens`: an estimate (about four bytes of
 /// request text per token), as the router estimates for budgets.
 pub async fn count_tokens(State(state): State<AppState>, req: Request) -> Response {
+    let fmt = WireFormat::Anthropic;
     if let Err(e) = auth::authorize(&state, req.headers()) {
-        return api_error(e);
+        return api_error(fmt, e);
     }
     let bytes = match read_body(req, state.gw.settings.max_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return api_error(e),
+        Err(e) => return api_error(fmt, e),
     };
     match formats::decode_request(WireFormat::Anthropic, &bytes) {
         Ok(canonical) => {
@@ -281,6 +357,71 @@ pub async fn count_tokens(State(state): State<AppState>, req: Request) -> Respon
             };
             axum::Json(serde_json::json!({ "input_tokens": tokens.max(1) })).into_response()
         }
-        Err(e) => error(400, ErrorKind::BadRequest, &e.to_string()),
+        Err(e) => error(fmt, 400, ErrorKind::BadRequest, &e.to_string()),
+    }
+}
+
+/// `POST /v1/messages`: Anthropic Messages.
+pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
+    handle(state, Inbound::body(WireFormat::Anthropic), req).await
+}
+
+/// `POST /v1/responses`: OpenAI Responses.
+pub async fn responses(State(state): State<AppState>, req: Request) -> Response {
+    handle(state, Inbound::body(WireFormat::OpenaiResponses), req).await
+}
+
+/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
+pub async fn gemini(
+    State(state): State<AppState>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (model, action) = match target.rsplit_once(':') {
+        Some((m, a)) => (m.to_string(), a.to_string()),
+        None => (target.clone(), String::new()),
+    };
+    let stream = match action.as_str() {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        "countTokens" => return gemini_count_tokens(state, req).await,
+        _ => {
+            return error(
+                WireFormat::Gemini,
+                404,
+                ErrorKind::NotFound,
+                &format!(
+                    "unknown method {action:?} on models/{model}: use generateContent, streamGenerateContent or countTokens"
+                ),
+            )
+        }
+    };
+    let inbound = Inbound {
+        format: WireFormat::Gemini,
+        path_model: Some(model),
+        path_stream: stream,
+    };
+    handle(state, inbound, req).await
+}
+
+/// `:countTokens`: the same estimate as `count_tokens`, in Gemini's shape.
+async fn gemini_count_tokens(state: AppState, req: Request) -> Response {
+    let fmt = WireFormat::Gemini;
+    if let Err(e) = authorize(&state, &req) {
+        return api_error(fmt, e);
+    }
+    let bytes = match read_body(req, state.gw.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return api_error(fmt, e),
+    };
+    match formats::decode_request(fmt, &bytes) {
+        Ok(canonical) => {
+            let tokens = formats::encode_request(WireFormat::Openai, &canonical)
+                .ok()
+                .and_then(|t| t.body.as_object().map(proxy::estimate_tokens))
+                .unwrap_or((bytes.len() / 4) as u64);
+            axum::Json(serde_json::json!({ "totalTokens": tokens.max(1) })).into_response()
+        }
+        Err(e) => error(fmt, 400, ErrorKind::BadRequest, &e.to_string()),
     }
 }

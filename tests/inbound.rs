@@ -1,4 +1,5 @@
-//! Anthropic Messages inbound (`/v1/messages`) against an OpenAI-format fake
+//! Inbound formats (Anthropic `/v1/messages`, OpenAI `/v1/responses`, Gemini
+//! `/v1beta/models/…`) against an OpenAI-format fake
 //! upstream: answers, the exact stream event sequence with text and a
 //! streamed tool call, Anthropic error shapes, model mapping, the billing
 //! line removed, fallback through a combo, count_tokens and Claude Code's probes.
@@ -255,5 +256,129 @@ async fn probes_and_count_tokens() {
     let v: Value = r.json().await.unwrap();
     let n = v["input_tokens"].as_u64().unwrap();
     assert!((5..100).contains(&n), "{v}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn responses_answers_and_streams_in_the_responses_shape() {
+    let (_up, gw) = gateway().await;
+    let r = client()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"model": "mock/gpt-4o-mini", "instructions": "Be brief.", "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["x-omniroute-translation"],
+        "openai-responses->openai"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    let msg = v["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "message")
+        .unwrap();
+    assert_eq!(msg["content"][0]["type"], "output_text");
+    assert_eq!(msg["content"][0]["text"], "echo: hi");
+    assert_eq!(v["usage"]["input_tokens"], 11);
+    assert_eq!(v["usage"]["output_tokens"], 7);
+
+    // Streamed, with a function call whose arguments arrive in pieces.
+    let r = client()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"model": "mock/tool-call", "stream": true, "input": "open main",
+                      "tools": [{"type": "function", "name": "read_file", "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let evs = events(&r.text().await.unwrap());
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"response.created"), "{names:?}");
+    assert_eq!(names.last(), Some(&"response.completed"), "{names:?}");
+    assert!(
+        names.contains(&"response.function_call_arguments.delta"),
+        "{names:?}"
+    );
+    let done = evs
+        .iter()
+        .find(|(n, d)| n == "response.output_item.done" && d["item"]["type"] == "function_call")
+        .expect("a function_call item");
+    assert_eq!(done.1["item"]["name"], "read_file");
+    assert_eq!(done.1["item"]["call_id"], "call_fake_1");
+    let args: Value = serde_json::from_str(done.1["item"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"path": "src/main.rs"}));
+    let completed = &evs.last().unwrap().1;
+    assert_eq!(completed["response"]["usage"]["output_tokens"], 9);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn gemini_generate_content_and_stream() {
+    let (_up, gw) = gateway().await;
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                      "generationConfig": {"maxOutputTokens": 50}});
+    // Gemini clients send a bare model id in the path: it goes to the provider that lists it.
+    let r = client()
+        .post(gw.url(&format!(
+            "/v1beta/models/gpt-4o-mini:generateContent?key={CLIENT_KEY}"
+        )))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-omniroute-translation"], "gemini->openai");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["candidates"][0]["content"]["parts"][0]["text"],
+        "echo: hi"
+    );
+    assert_eq!(v["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(v["usageMetadata"]["promptTokenCount"], 11);
+
+    let r = client()
+        .post(gw.url("/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse"))
+        .header("x-goog-api-key", CLIENT_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let evs = events(&r.text().await.unwrap());
+    let text: String = evs
+        .iter()
+        .filter_map(|(_, d)| d["candidates"][0]["content"]["parts"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, "echo: hi[0][1][2][3][4]");
+    assert!(evs
+        .iter()
+        .any(|(_, d)| d["candidates"][0]["finishReason"] == "STOP"));
+
+    // Errors in Gemini's shape.
+    let r = client()
+        .post(gw.url("/v1beta/models/nope-model:generateContent"))
+        .header("x-goog-api-key", CLIENT_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], 404);
+    assert_eq!(v["error"]["status"], "NOT_FOUND");
+    let r = client()
+        .post(gw.url("/v1beta/models/gpt-4o-mini:generateContent"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     gw.stop().await;
 }
