@@ -84,5 +84,27 @@ assert raw.headers["x-omniroute-combo"] == "coding"
 text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
     model="coding", messages=[{"role": "user", "content": "s"}], stream=True) if c.choices)
 assert text.startswith("echo: s"), text
+# the Responses API (what Codex CLI speaks), through the same router
+r = client.responses.create(model="coding", instructions="Be brief.", input="via responses")
+assert r.status == "completed", r
+assert r.output_text == "echo: via responses", r.output_text
+assert r.usage.input_tokens == 11 and r.usage.output_tokens == 7, r.usage
+kinds = []
+final = None
+with client.responses.stream(model="mock/gpt-4o-mini", input="streamed responses") as stream:
+    for event in stream:
+        kinds.append(event.type)
+    final = stream.get_final_response()
+assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+assert "response.output_text.delta" in kinds and "response.output_item.done" in kinds, kinds
+assert final.output_text == "echo: streamed responses[0][1][2][3][4]", final.output_text
+assert final.usage is not None and final.usage.output_tokens == 5, final.usage
+# a function call, as Codex's tools would get it
+tools = [{"type": "function", "name": "read_file", "description": "Read a file",
+          "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}]
+r = client.responses.create(model="mock/tool-call", input="open main", tools=tools)
+calls = [o for o in r.output if o.type == "function_call"]
+assert len(calls) == 1 and calls[0].name == "read_file", r.output
+assert calls[0].arguments == '{"path":"src/main.rs"}', calls[0].arguments
 print("openai sdk: all checks passed")
 sys.exit(0)
