@@ -62,6 +62,49 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// A POST of an OpenAI Chat `body` to the target: as is when it speaks
+    /// OpenAI Chat, else translated into its format (path, headers, body).
+    /// The error is the client's fault: the body could not be translated.
+    pub fn chat(
+        &self,
+        target: &Target,
+        body: Bytes,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let fmt = target.provider.spec.format;
+        if fmt == WireFormat::Openai {
+            return Ok(self.chat_completions(target, body, stream));
+        }
+        let canonical =
+            crate::formats::decode_request(WireFormat::Openai, &body).map_err(|e| e.to_string())?;
+        let translated =
+            crate::formats::encode_request(fmt, &canonical).map_err(|e| e.to_string())?;
+        let url = format!(
+            "{}{}",
+            target.provider.spec.base_url.trim_end_matches('/'),
+            crate::formats::upstream_path(fmt, &target.model, stream)
+        );
+        let bytes = serde_json::to_vec(&translated.body).map_err(|e| e.to_string())?;
+        let mut req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                reqwest::header::ACCEPT,
+                if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            );
+        for (k, v) in crate::formats::upstream_headers(fmt) {
+            req = req.header(*k, *v);
+        }
+        Ok(authorize(req.body(bytes), target))
+    }
+}
+
 fn authorize(req: reqwest::RequestBuilder, target: &Target) -> reqwest::RequestBuilder {
     let Some(secret) = &target.account.secret else {
         return req;
@@ -74,7 +117,14 @@ fn authorize(req: reqwest::RequestBuilder, target: &Target) -> reqwest::RequestB
     }
 }
 
-/// Formats this build can send a chat request to.
+/// Formats this build can send a chat request to: every one, OpenAI Chat as
+/// is and the others through the canonical model.
 pub fn can_serve(format: WireFormat) -> bool {
-    matches!(format, WireFormat::Openai)
+    matches!(
+        format,
+        WireFormat::Openai
+            | WireFormat::Anthropic
+            | WireFormat::Gemini
+            | WireFormat::OpenaiResponses
+    )
 }

@@ -2,7 +2,9 @@
 //! whole or as a relayed stream, with usage recorded off the hot path.
 //! Knows nothing of axum; surfaces adapt `ChatOutcome` and `ProxyError`.
 
+use crate::catalog::WireFormat;
 mod relay;
+mod translate;
 pub mod usage;
 
 use crate::gateway::Gateway;
@@ -621,7 +623,22 @@ async fn try_target(
             wait,
         )
     };
-    let request = gw.upstream.chat_completions(target, bytes, ctx.stream);
+    let request = match gw.upstream.chat(target, bytes, ctx.stream) {
+        Ok(r) => r,
+        Err(e) => {
+            return Tried::Failed(
+                attempt_error(
+                    target,
+                    None,
+                    format!("request cannot be translated for this upstream: {e}"),
+                    None,
+                ),
+                FailureClass::ClientFault,
+                None,
+            )
+        }
+    };
+    let format = target.provider.spec.format;
     let response = match tokio::time::timeout(timeout, request.send()).await {
         Err(_) => {
             return fail(
@@ -679,6 +696,9 @@ async fn try_target(
     if ctx.stream {
         // Commit to this target only once its first chunk has arrived.
         let mut rest = response.bytes_stream().boxed();
+        if format != WireFormat::Openai {
+            rest = translate::stream(format, &target.model, rest);
+        }
         let remaining = timeout.saturating_sub(sent.elapsed());
         let first = match tokio::time::timeout(remaining, rest.next()).await {
             Ok(Some(Ok(chunk))) => chunk,
@@ -773,6 +793,21 @@ async fn try_target(
                 format!("no response within {timeout:?}"),
                 None,
             )
+        }
+    };
+    let body = if format == WireFormat::Openai {
+        body
+    } else {
+        match translate::body(format, &target.model, &body) {
+            Ok(b) => b,
+            Err(e) => {
+                return fail(
+                    &mut guard,
+                    Some(502),
+                    format!("the upstream's answer could not be read: {e}"),
+                    None,
+                )
+            }
         }
     };
     let upstream_ms = ms(sent.elapsed());
@@ -1008,21 +1043,24 @@ pub async fn probe(gw: &Gateway, target: &Target) -> ProbeResult {
     });
     let started = Instant::now();
     let timeout = gw.settings.upstream_timeout.min(Duration::from_secs(30));
-    let request = gw
+    let outcome = match gw
         .upstream
-        .chat_completions(target, Bytes::from(body.to_string()), false);
-    let outcome = match tokio::time::timeout(timeout, request.send()).await {
-        Err(_) => Err((None, format!("no response within {timeout:?}"))),
-        Ok(Err(e)) => Err((None, describe_reqwest(&e))),
-        Ok(Ok(r)) if r.status().is_success() => match r.bytes().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err((None, describe_reqwest(&e))),
+        .chat(target, Bytes::from(body.to_string()), false)
+    {
+        Err(e) => Err((None, format!("request cannot be translated: {e}"))),
+        Ok(request) => match tokio::time::timeout(timeout, request.send()).await {
+            Err(_) => Err((None, format!("no response within {timeout:?}"))),
+            Ok(Err(e)) => Err((None, describe_reqwest(&e))),
+            Ok(Ok(r)) if r.status().is_success() => match r.bytes().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err((None, describe_reqwest(&e))),
+            },
+            Ok(Ok(r)) => {
+                let status = r.status().as_u16();
+                let text = read_limited(r, ERROR_BODY_LIMIT).await;
+                Err((Some(status), upstream_message(&text)))
+            }
         },
-        Ok(Ok(r)) => {
-            let status = r.status().as_u16();
-            let text = read_limited(r, ERROR_BODY_LIMIT).await;
-            Err((Some(status), upstream_message(&text)))
-        }
     };
     let latency_ms = ms(started.elapsed());
     match outcome {

@@ -5,6 +5,9 @@
 //! `fail-500`, `fail-400`, `slow` (300 ms), `hang`, `cut-stream` (stops
 //! after two chunks without [DONE]), `slow-stream` (10 chunks, 150 ms apart).
 //! A key containing "bad" gets 401. Calls are counted per model.
+//! The same server also speaks Anthropic Messages (`POST /v1/messages`, base
+//! URL `native_base_url()`) and Gemini (`POST /v1beta/models/{m}:generateContent`
+//! and `:streamGenerateContent?alt=sse`), each with `fail-429` and streaming.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -48,6 +51,8 @@ impl FakeUpstream {
         let seen = Arc::new(Seen::default());
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/messages", post(anthropic))
+            .route("/v1beta/models/{target}", post(gemini))
             .with_state(seen.clone());
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -58,6 +63,11 @@ impl FakeUpstream {
 
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The base URL for the Anthropic and Gemini formats (no `/v1`).
+    pub fn native_base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn calls(&self, model: &str) -> u64 {
@@ -349,4 +359,147 @@ fn stream(seen: Arc<Seen>, model: String, text: String, include_usage: bool) -> 
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(s))
         .unwrap()
+}
+
+/// The text of the last user turn, whatever its shape (string or text parts).
+fn last_text(turns: Option<&Value>, parts_key: &str) -> String {
+    let last = turns.and_then(Value::as_array).and_then(|t| t.last());
+    match last.map(|m| &m[parts_key]) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+fn sse(frames: Vec<String>) -> Response {
+    let s = futures::stream::iter(
+        frames
+            .into_iter()
+            .map(|f| Ok::<_, std::io::Error>(bytes::Bytes::from(f))),
+    );
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(s))
+        .unwrap()
+}
+
+async fn anthropic(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    *seen.calls.lock().unwrap().entry(model.clone()).or_default() += 1;
+    seen.bodies.lock().unwrap().push(body.clone());
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    seen.auth.lock().unwrap().push(format!("x-api-key {key}"));
+    if model == "fail-429" {
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"type": "error", "error": {"type": "rate_limit_error", "message": "Number of requests has exceeded your rate limit"}})),
+        )
+            .into_response();
+        r.headers_mut().insert("retry-after", "7".parse().unwrap());
+        return r;
+    }
+    let text = format!("echo: {}", last_text(body.get("messages"), "content"));
+    if body["stream"].as_bool() != Some(true) {
+        return Json(json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 9, "output_tokens": 4, "cache_read_input_tokens": 2}}))
+        .into_response();
+    }
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut frames = vec![
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message",
+            "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ev("ping", json!({"type": "ping"})),
+    ];
+    for piece in [text.as_str(), "[0]", "[1]"] {
+        frames.push(ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": piece}}),
+        ));
+    }
+    frames.push(ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    frames.push(ev("message_delta", json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}})));
+    frames.push(ev("message_stop", json!({"type": "message_stop"})));
+    sse(frames)
+}
+
+async fn gemini(
+    State(seen): State<Arc<Seen>>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let (model, action) = target.rsplit_once(':').unwrap_or((target.as_str(), ""));
+    *seen
+        .calls
+        .lock()
+        .unwrap()
+        .entry(model.to_string())
+        .or_default() += 1;
+    seen.bodies.lock().unwrap().push(body.clone());
+    let key = headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    seen.auth
+        .lock()
+        .unwrap()
+        .push(format!("x-goog-api-key {key}"));
+    if model == "fail-429" {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Resource has been exhausted (e.g. check quota)."}})),
+        )
+            .into_response();
+    }
+    let text = format!("echo: {}", last_text(body.get("contents"), "parts"));
+    let usage = json!({"promptTokenCount": 9, "candidatesTokenCount": 4, "totalTokenCount": 13});
+    if action == "generateContent" {
+        return Json(
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+            "finishReason": "STOP", "index": 0}], "usageMetadata": usage, "modelVersion": model}),
+        )
+        .into_response();
+    }
+    let chunk = |parts: Value, finish: Option<&str>, usage: Option<&Value>| {
+        let mut c = json!({"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}], "modelVersion": model});
+        if let Some(f) = finish {
+            c["candidates"][0]["finishReason"] = json!(f);
+        }
+        if let Some(u) = usage {
+            c["usageMetadata"] = u.clone();
+        }
+        format!("data: {c}\r\n\r\n")
+    };
+    sse(vec![
+        chunk(json!([{"text": text}]), None, None),
+        chunk(json!([{"text": "[0]"}]), None, None),
+        chunk(json!([{"text": "[1]"}]), Some("STOP"), Some(&usage)),
+    ])
 }
