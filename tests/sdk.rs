@@ -27,8 +27,11 @@ async fn official_openai_python_sdk_streams_through_the_gateway() {
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.toml");
+    let native = up.native_base_url();
     let text = format!(
-        "{}\n[[combos]]\nname = \"coding\"\nmodels = [\"mock/fail-429\", \"mock/gpt-4o-mini\"]\n",
+        "{}\n[[combos]]\nname = \"coding\"\nmodels = [\"mock/fail-429\", \"mock/gpt-4o-mini\"]\n\n\
+         [[providers]]\nid = \"claude\"\nformat = \"anthropic\"\nbase_url = \"{native}\"\napi_key = \"a\"\nmodels = [\"claude-fake\"]\n\n\
+         [[providers]]\nid = \"gem\"\nformat = \"gemini\"\nbase_url = \"{native}\"\napi_key = \"g\"\nmodels = [\"gemini-fake\"]\n",
         example_config(&up.base_url())
     );
     std::fs::write(&cfg, text).unwrap();

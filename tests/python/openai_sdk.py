@@ -106,5 +106,13 @@ r = client.responses.create(model="mock/tool-call", input="open main", tools=too
 calls = [o for o in r.output if o.type == "function_call"]
 assert len(calls) == 1 and calls[0].name == "read_file", r.output
 assert calls[0].arguments == '{"path":"src/main.rs"}', calls[0].arguments
+# chat completions against Anthropic- and Gemini-format upstreams
+for model in ["claude/claude-fake", "gem/gemini-fake"]:
+    r = client.chat.completions.create(model=model, max_tokens=32, messages=[{"role": "user", "content": "native"}])
+    assert r.choices[0].message.content == "echo: native", (model, r)
+    assert r.usage.completion_tokens == 4, (model, r.usage)
+    text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model=model, max_tokens=32, messages=[{"role": "user", "content": "native"}], stream=True) if c.choices)
+    assert text == "echo: native[0][1]", (model, text)
 print("openai sdk: all checks passed")
 sys.exit(0)
