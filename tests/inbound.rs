@@ -382,3 +382,93 @@ async fn gemini_generate_content_and_stream() {
     assert_eq!(r.status(), 401);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn responses_are_stored_and_continue_with_previous_response_id() {
+    let (up, gw) = gateway().await;
+    let post = |body: Value| {
+        client()
+            .post(gw.url("/v1/responses"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&body)
+            .send()
+    };
+    let first: Value = post(json!({"model": "mock/gpt-4o-mini", "input": "My name is Ada."}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id1 = first["id"].as_str().unwrap().to_string();
+    assert!(id1.starts_with("resp_"), "{first}");
+    let got: Value = client()
+        .get(gw.url(&format!("/v1/responses/{id1}")))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, first);
+
+    // A streamed follow-up: the upstream sees the earlier turn and its answer.
+    let r = post(json!({"model": "mock/gpt-4o-mini", "stream": true,
+                        "previous_response_id": id1, "input": "What is my name?"}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let evs = events(&r.text().await.unwrap());
+    let completed = &evs.last().unwrap().1["response"];
+    let id2 = completed["id"].as_str().unwrap().to_string();
+    assert_ne!(id2, id1);
+    let sent = up.seen.bodies.lock().unwrap().last().cloned().unwrap();
+    let msgs = sent["messages"].to_string();
+    assert!(
+        msgs.contains("My name is Ada.") && msgs.contains("echo: My name is Ada."),
+        "{msgs}"
+    );
+    assert!(msgs.contains("What is my name?"), "{msgs}");
+
+    // A third turn on the streamed one at once, through a combo.
+    let third = post(json!({"model": "coding", "previous_response_id": id2, "input": "Again?"}))
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 200);
+    let sent = up.seen.bodies.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 5, "{sent}");
+
+    // store: false keeps nothing; unknown ids are 404 in OpenAI's shape.
+    let unstored: Value = post(json!({"model": "mock/gpt-4o-mini", "input": "x", "store": false}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    gw.gw.store.flush().await.unwrap();
+    let r = client()
+        .get(gw.url(&format!(
+            "/v1/responses/{}",
+            unstored["id"].as_str().unwrap()
+        )))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = post(
+        json!({"model": "mock/gpt-4o-mini", "previous_response_id": "resp_nope", "input": "x"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resp_nope"),
+        "{v}"
+    );
+    gw.stop().await;
+}

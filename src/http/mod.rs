@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/responses/{id}", get(translated::get_response))
         .route("/v1/models", get(models::list_models))
         .route("/models", get(models::list_models))
         .merge(crate::a2a::rpc_routes(agent.clone()))

@@ -13,7 +13,7 @@
 use super::chat::{read_body, route_headers};
 use super::{auth, header, AppState};
 use crate::catalog::WireFormat;
-use crate::formats::canonical::{is_context_overflow, ErrorKind};
+use crate::formats::canonical::{is_context_overflow, ErrorKind, StreamEvent};
 use crate::formats::sse::SseParser;
 use crate::formats::{self, ClientContext, StreamDecoder, StreamEncoder};
 use crate::proxy::{self, ChatCall, ChatOutcome};
@@ -104,6 +104,118 @@ struct Prepared {
     ctx: ClientContext,
     stream: bool,
     notes: Vec<String>,
+    /// Responses only: the conversation to store with the answer.
+    conversation: Option<Conversation>,
+}
+
+/// A Responses conversation: every input item so far (earlier turns from
+/// `previous_response_id` included), kept with the answer under its id.
+#[derive(Clone)]
+struct Conversation {
+    id: String,
+    owner: String,
+    items: Vec<Value>,
+    store: bool,
+}
+
+impl Conversation {
+    /// Store the answer (`response`, as the client got it) with the conversation.
+    fn save(&self, state: &AppState, response: &Value) {
+        if !self.store {
+            return;
+        }
+        let mut items = self.items.clone();
+        if let Some(out) = response.get("output").and_then(Value::as_array) {
+            items.extend(out.iter().cloned());
+        }
+        let row = crate::store::responses::StoredResponse {
+            id: self.id.clone(),
+            owner: self.owner.clone(),
+            items: Value::Array(items).to_string(),
+            response: response.to_string(),
+            created_ms: crate::store::now_ms(),
+        };
+        state.gw.store.write_detached("response", move |tx| {
+            crate::store::responses::put_response(tx, &row)
+        });
+    }
+}
+
+/// Responses input with the earlier turns of `previous_response_id` put in
+/// front, so the router sees the whole conversation whichever provider
+/// served those turns.
+async fn with_history(
+    state: &AppState,
+    owner: &str,
+    id: String,
+    bytes: Bytes,
+) -> Result<(Bytes, Option<Conversation>), Response> {
+    let fmt = WireFormat::OpenaiResponses;
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&bytes) else {
+        // Not an object: the decoder says what is wrong.
+        return Ok((bytes, None));
+    };
+    let mut items = match body.remove("input") {
+        Some(Value::String(text)) => {
+            vec![serde_json::json!({"type": "message", "role": "user", "content": text})]
+        }
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    if let Some(prev) = body.remove("previous_response_id") {
+        let Some(prev) = prev.as_str().map(str::to_string) else {
+            return Err(error(
+                fmt,
+                400,
+                ErrorKind::BadRequest,
+                "previous_response_id must be a string",
+            ));
+        };
+        let lookup = |state: &AppState| {
+            let (p, o) = (prev.clone(), owner.to_string());
+            let store = state.gw.store.clone();
+            async move {
+                store
+                    .read(move |c| crate::store::responses::get_response(c, &p, &o))
+                    .await
+            }
+        };
+        let mut row = lookup(state)
+            .await
+            .map_err(|e| error(fmt, 500, ErrorKind::Upstream, &e.to_string()))?;
+        if row.is_none() {
+            // The previous answer may still be queued for the writer: let it land, look again.
+            let _ = state.gw.store.flush().await;
+            row = lookup(state)
+                .await
+                .map_err(|e| error(fmt, 500, ErrorKind::Upstream, &e.to_string()))?;
+        }
+        let Some(row) = row else {
+            return Err(error(
+                fmt,
+                404,
+                ErrorKind::NotFound,
+                &format!("previous response {prev:?} not found (it was not stored, or another key made it)"),
+            ));
+        };
+        let mut earlier: Vec<Value> = serde_json::from_str(&row.items).unwrap_or_default();
+        earlier.append(&mut items);
+        items = earlier;
+    }
+    let store = body.get("store").and_then(Value::as_bool).unwrap_or(true);
+    body.insert("input".into(), Value::Array(items.clone()));
+    let bytes = serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|e| error(fmt, 400, ErrorKind::BadRequest, &e.to_string()))?;
+    Ok((
+        bytes,
+        Some(Conversation {
+            id,
+            owner: owner.to_string(),
+            items,
+            store,
+        }),
+    ))
 }
 
 async fn prepare(
@@ -123,6 +235,14 @@ async fn prepare(
     let bytes = read_body(req, state.gw.settings.max_body_bytes)
         .await
         .map_err(|e| api_error(fmt, e))?;
+    let (bytes, conversation) = if fmt == WireFormat::OpenaiResponses {
+        let owner = caller.key_id.clone().unwrap_or_default();
+        // Unique per gateway run and process: upstream ids may repeat.
+        let id = format!("resp_{}", request_id.trim_start_matches("req_"));
+        with_history(state, &owner, id, bytes).await?
+    } else {
+        (bytes, None)
+    };
     let mut canonical = formats::decode_request(fmt, &bytes)
         .map_err(|e| error(fmt, 400, ErrorKind::BadRequest, &e.to_string()))?;
     if let Some(model) = &inbound.path_model {
@@ -176,6 +296,7 @@ async fn prepare(
         ctx,
         stream,
         notes,
+        conversation,
     })
 }
 
@@ -223,13 +344,16 @@ pub async fn handle(state: AppState, inbound: Inbound, req: Request) -> Response
                 route,
                 ..
             }) => {
-                let mut r = complete(fmt, status, &body, &p.ctx);
+                let mut r = complete(&state, fmt, status, &body, &p.ctx, p.conversation.as_ref());
                 route_headers(r.headers_mut(), &route);
                 translation_headers(r.headers_mut(), inbound.label(), &p.notes);
                 r
             }
             Ok(ChatOutcome::Stream { events, route, .. }) if p.stream => {
-                let mut r = Response::new(Body::from_stream(translate_stream(fmt, events, &p.ctx)));
+                let saver = p.conversation.clone().map(|c| (c, state.clone()));
+                let mut r = Response::new(Body::from_stream(translate_stream(
+                    fmt, events, &p.ctx, saver,
+                )));
                 let h = r.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
                 h.insert("cache-control", HeaderValue::from_static("no-cache"));
@@ -250,14 +374,27 @@ pub async fn handle(state: AppState, inbound: Inbound, req: Request) -> Response
 }
 
 /// A whole OpenAI answer (or upstream error) in the client's format.
-fn complete(fmt: WireFormat, status: u16, body: &[u8], ctx: &ClientContext) -> Response {
+fn complete(
+    state: &AppState,
+    fmt: WireFormat,
+    status: u16,
+    body: &[u8],
+    ctx: &ClientContext,
+    conversation: Option<&Conversation>,
+) -> Response {
     if status >= 300 {
         let info = formats::decode_error(WireFormat::Openai, status, body);
         return error(fmt, info.status, info.kind, &info.message);
     }
     match formats::decode_response(WireFormat::Openai, body) {
-        Ok(resp) => {
+        Ok(mut resp) => {
+            if let Some(c) = conversation {
+                resp.id = c.id.clone();
+            }
             let out = formats::encode_response(fmt, &resp, ctx);
+            if let Some(c) = conversation {
+                c.save(state, &out.body);
+            }
             (StatusCode::OK, axum::Json(out.body)).into_response()
         }
         Err(e) => error(
@@ -275,13 +412,34 @@ struct Translator {
     decoder: StreamDecoder,
     encoder: StreamEncoder,
     ended: bool,
+    /// Responses: where the final response object is stored.
+    saver: Option<(Conversation, AppState)>,
 }
 
 impl Translator {
+    fn encode(&mut self, mut ev: StreamEvent, out: &mut BytesMut) {
+        if let (StreamEvent::Start { id, .. }, Some((c, _))) = (&mut ev, &self.saver) {
+            *id = c.id.clone();
+        }
+        let frames = self.encoder.frames(&ev);
+        if let Some((c, state)) = &self.saver {
+            for f in frames
+                .iter()
+                .filter(|f| f.starts_with("event: response.completed"))
+            {
+                let data = f.lines().find_map(|l| l.strip_prefix("data: "));
+                if let Some(v) = data.and_then(|d| serde_json::from_str::<Value>(d).ok()) {
+                    c.save(state, &v["response"]);
+                }
+            }
+        }
+        out.extend_from_slice(&formats::sse::to_bytes(frames));
+    }
+
     fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) {
         for ev in self.parser.push(chunk) {
             for c in self.decoder.push(ev.event.as_deref(), &ev.data) {
-                out.extend_from_slice(&self.encoder.push(&c));
+                self.encode(c, out);
             }
         }
     }
@@ -289,11 +447,11 @@ impl Translator {
     fn finish(&mut self, out: &mut BytesMut) {
         for ev in self.parser.finish() {
             for c in self.decoder.push(ev.event.as_deref(), &ev.data) {
-                out.extend_from_slice(&self.encoder.push(&c));
+                self.encode(c, out);
             }
         }
         for c in self.decoder.finish() {
-            out.extend_from_slice(&self.encoder.push(&c));
+            self.encode(c, out);
         }
     }
 }
@@ -304,6 +462,7 @@ fn translate_stream(
     fmt: WireFormat,
     upstream: BoxStream<'static, Result<Bytes, Infallible>>,
     ctx: &ClientContext,
+    saver: Option<(Conversation, AppState)>,
 ) -> BoxStream<'static, Result<Bytes, Infallible>> {
     let t = Translator {
         upstream,
@@ -311,6 +470,7 @@ fn translate_stream(
         decoder: StreamDecoder::new(WireFormat::Openai),
         encoder: StreamEncoder::new(fmt, ctx),
         ended: false,
+        saver,
     };
     futures::stream::unfold(t, |mut t| async move {
         loop {
@@ -423,5 +583,43 @@ async fn gemini_count_tokens(state: AppState, req: Request) -> Response {
             axum::Json(serde_json::json!({ "totalTokens": tokens.max(1) })).into_response()
         }
         Err(e) => error(fmt, 400, ErrorKind::BadRequest, &e.to_string()),
+    }
+}
+
+/// `GET /v1/responses/{id}`: a stored response, for the key that made it.
+pub async fn get_response(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::Extension(caller): axum::Extension<super::Caller>,
+) -> Response {
+    let owner = caller.key_id.unwrap_or_default();
+    let read = |state: &AppState| {
+        let (lookup, owner) = (id.clone(), owner.clone());
+        let store = state.gw.store.clone();
+        async move {
+            store
+                .read(move |c| crate::store::responses::get_response(c, &lookup, &owner))
+                .await
+        }
+    };
+    let mut row = read(&state).await;
+    if matches!(row, Ok(None)) {
+        // It may still be queued for the writer.
+        let _ = state.gw.store.flush().await;
+        row = read(&state).await;
+    }
+    match row {
+        Ok(Some(row)) => match serde_json::from_str::<Value>(&row.response) {
+            Ok(v) => axum::Json(v).into_response(),
+            Err(e) => super::error::ApiError::internal(e.to_string()).into_response(),
+        },
+        Ok(None) => super::error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "response_not_found",
+            format!("response {id:?} not found (not stored, or made with another key)"),
+        )
+        .into_response(),
+        Err(e) => super::error::ApiError::internal(e.to_string()).into_response(),
     }
 }

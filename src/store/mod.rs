@@ -4,6 +4,7 @@
 
 mod migrate;
 pub mod records;
+pub mod responses;
 pub mod routing_records;
 pub mod tasks;
 mod usage_stats;

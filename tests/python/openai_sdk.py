@@ -99,6 +99,10 @@ assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kin
 assert "response.output_text.delta" in kinds and "response.output_item.done" in kinds, kinds
 assert final.output_text == "echo: streamed responses[0][1][2][3][4]", final.output_text
 assert final.usage is not None and final.usage.output_tokens == 5, final.usage
+# a follow-up by previous_response_id: the gateway keeps the conversation
+follow = client.responses.create(model="mock/gpt-4o-mini", previous_response_id=r.id, input="and then?")
+assert follow.output_text == "echo: and then?", follow.output_text
+assert client.responses.retrieve(r.id).output_text == "echo: via responses"
 # a function call, as Codex's tools would get it
 tools = [{"type": "function", "name": "read_file", "description": "Read a file",
           "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}]
