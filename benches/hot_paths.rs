@@ -139,6 +139,7 @@ fn registry_with_combo() -> (Registry, tempfile::TempDir) {
         description: None,
         limits: Default::default(),
         fusion: None,
+        summarizer_model: None,
     };
     let catalog = omniroute::catalog::embedded();
     let env = |_: &str| None;

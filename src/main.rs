@@ -794,6 +794,7 @@ async fn combos(gw: &Gateway, cmd: CombosCmd, json: bool) -> Result<()> {
                             description: None,
                             limits: Default::default(),
                             fusion: None,
+                            summarizer_model: None,
                         },
                     };
                     if let Some(models) = models {

@@ -256,6 +256,7 @@ async fn upsert_validates_diffs_and_rollback_restores_exactly() {
         description: Some("first".into()),
         limits: Default::default(),
         fusion: None,
+        summarizer_model: None,
     };
     let up1 = |c: Combo, dry| {
         ops::combos::upsert_combo(
@@ -446,4 +447,62 @@ async fn breaker_state_survives_a_restart() {
         "{t:?}"
     );
     again.store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn context_relay_summarises_for_a_target_whose_window_is_too_small() {
+    let up = FakeUpstream::start().await;
+    // featherless (catalog) serves Llama-3.3-70B with a 32,768-token window.
+    let cfg = format!(
+        "{}\n[[providers]]\nid = \"featherless\"\nbase_url = \"{}\"\napi_key = \"f\"\n\n\
+         [[combos]]\nname = \"relay\"\nstrategy = \"context-relay\"\nsummarizer_model = \"mock/gpt-4o-mini\"\n\
+         models = [\"mock/fail-500\", \"featherless/meta-llama/Llama-3.3-70B-Instruct\"]\n",
+        example_config(&up.base_url()),
+        up.base_url()
+    );
+    let gw = InProcess::start(&cfg).await;
+    let mut messages = vec![json!({"role": "system", "content": "You are a coding agent."})];
+    for i in 0..6 {
+        messages.push(json!({"role": "user", "content": format!("turn {i}: {}", "lorem ipsum ".repeat(2500))}));
+        messages.push(json!({"role": "assistant", "content": format!("done with turn {i}")}));
+    }
+    messages.push(json!({"role": "user", "content": "latest question"}));
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"model": "relay", "messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let relay = r.headers()["x-omniroute-context-relay"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        relay.contains("summarised") && relay.contains("mock/gpt-4o-mini"),
+        "{relay}"
+    );
+    assert_eq!(r.headers()["x-omniroute-provider"], "featherless");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "echo: latest question"
+    );
+    // The summariser was asked, and the small target got summary + recent turns.
+    assert_eq!(up.calls("gpt-4o-mini"), 1);
+    let bodies = up.seen.bodies.lock().unwrap().clone();
+    let sent = bodies
+        .iter()
+        .find(|b| b["model"] == "meta-llama/Llama-3.3-70B-Instruct")
+        .unwrap();
+    let sent_msgs = sent["messages"].as_array().unwrap();
+    assert!(sent_msgs.len() < 14, "{}", sent_msgs.len());
+    assert_eq!(sent_msgs[0]["content"], "You are a coding agent.");
+    assert!(sent_msgs[1]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("[Summary of the earlier conversation"));
+    assert_eq!(sent_msgs.last().unwrap()["content"], "latest question");
+    gw.stop().await;
 }

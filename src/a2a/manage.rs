@@ -292,6 +292,7 @@ pub async fn combos(gw: &Gateway, req: ComboRequest) -> Outcome {
                     description: None,
                     limits: Default::default(),
                     fusion: None,
+                    summarizer_model: None,
                 });
                 if let Some(s) = &req.strategy {
                     combo.strategy = strategy(s)?;

@@ -120,6 +120,7 @@ const X_STRATEGY: HeaderName = HeaderName::from_static("x-omniroute-strategy");
 const X_COST_USD: HeaderName = HeaderName::from_static("x-omniroute-cost-usd");
 const X_SKIPPED: HeaderName = HeaderName::from_static("x-omniroute-skipped");
 const X_FAILED: HeaderName = HeaderName::from_static("x-omniroute-failed");
+const X_CONTEXT_RELAY: HeaderName = HeaderName::from_static("x-omniroute-context-relay");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
@@ -144,6 +145,12 @@ pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
     }
     if !route.failed.is_empty() {
         h.insert(X_FAILED, header(&ascii_list(&route.failed)));
+    }
+    if let Some(note) = &route.context_relay {
+        h.insert(
+            X_CONTEXT_RELAY,
+            header(&ascii_list(std::slice::from_ref(note))),
+        );
     }
 }
 

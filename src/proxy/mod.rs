@@ -3,6 +3,7 @@
 //! Knows nothing of axum; surfaces adapt `ChatOutcome` and `ProxyError`.
 
 use crate::catalog::WireFormat;
+mod context_relay;
 mod relay;
 mod translate;
 pub mod usage;
@@ -59,6 +60,9 @@ pub struct RouteInfo {
     pub tier: String,
     /// Targets left out and why (breaker, cooldown, budget, context).
     pub skipped: Vec<String>,
+    /// Set when the conversation was summarised to fit the target (context relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_relay: Option<String>,
 }
 
 pub enum ChatOutcome {
@@ -209,7 +213,7 @@ pub fn estimate_tokens(body: &Map<String, Value>) -> u64 {
 
 /// About how many bytes `v` takes as JSON text, without writing it out
 /// (a long conversation would otherwise be serialised on every request).
-fn json_len(v: &Value) -> usize {
+pub(crate) fn json_len(v: &Value) -> usize {
     match v {
         Value::Null | Value::Bool(_) => 5,
         Value::Number(_) => 8,
@@ -262,6 +266,8 @@ struct Attempt<'a> {
     est_tokens: u64,
     /// Set for sticky combos only.
     session: Option<String>,
+    /// The combo's summariser for context relay.
+    summarizer: Option<String>,
 }
 
 enum Tried {
@@ -364,6 +370,7 @@ async fn attempt_all(
         state: plan.state.clone(),
         est_tokens: shape.input_tokens + shape.output_tokens,
         session,
+        summarizer: plan.combo.as_ref().and_then(|c| c.summarizer_model.clone()),
     };
     let mut skipped: Vec<String> = plan
         .skipped
@@ -586,7 +593,21 @@ async fn try_target(
         Err(e) => return Tried::Skipped(e.to_string()),
     }
     body.insert("model".into(), Value::String(target.model.clone()));
-    let bytes = match serde_json::to_vec(&body) {
+    // Context relay: this target's window is too small for the conversation.
+    let mut relay_note = None;
+    let relayed = match (p.relay_window, &ctx.summarizer) {
+        (Some(window), Some(summarizer)) => {
+            match context_relay::summarise(gw, ctx.call, body, window, summarizer).await {
+                Ok((b, note)) => {
+                    relay_note = Some(note);
+                    Some(b)
+                }
+                Err(e) => return Tried::Skipped(format!("context relay failed: {e}")),
+            }
+        }
+        _ => None,
+    };
+    let bytes = match serde_json::to_vec(relayed.as_ref().unwrap_or(body)) {
         Ok(b) => Bytes::from(b),
         Err(e) => {
             return Tried::Failed(
@@ -683,6 +704,7 @@ async fn try_target(
             .map(|_| ctx.strategy.as_str().to_string()),
         tier: p.tier.as_str().to_string(),
         skipped: skipped.to_vec(),
+        context_relay: relay_note.clone(),
     };
     let succeed = |latency_ms: f64| {
         let row = routing

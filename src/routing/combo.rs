@@ -27,6 +27,11 @@ pub struct Combo {
     pub limits: ComboLimits,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fusion: Option<FusionOptions>,
+    /// Context relay: a model (or combo) that writes a handoff summary when
+    /// the conversation does not fit the target it moves to; the summary and
+    /// the recent turns are sent instead of skipping that target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summarizer_model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -256,6 +261,7 @@ mod tests {
             description: None,
             limits: ComboLimits::default(),
             fusion: None,
+            summarizer_model: None,
         }
     }
 

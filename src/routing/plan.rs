@@ -43,6 +43,9 @@ pub struct Planned {
     pub est_cost: Option<f64>,
     pub subjects: Subjects,
     pub reason: String,
+    /// Context relay: the conversation does not fit this target's window
+    /// (tokens), so it is to be summarised before it is sent.
+    pub relay_window: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -89,6 +92,7 @@ fn auto_combo(registry: &Registry) -> Combo {
         description: Some("every usable model, tier by tier".into()),
         limits: Default::default(),
         fusion: None,
+        summarizer_model: None,
     }
 }
 
@@ -220,8 +224,12 @@ fn plan_with(
                 continue;
             }
             let need = shape.input_tokens + shape.output_tokens.min(4096);
+            let relay = combo.as_ref().is_some_and(|c| c.summarizer_model.is_some());
+            let mut relay_window = None;
             if let Some(window) = info.and_then(|m| m.context) {
-                if u64::from(window) < need {
+                if u64::from(window) < need && relay {
+                    relay_window = Some(window);
+                } else if u64::from(window) < need {
                     skipped.push(skip(
                         format!("context too small ({window} < {need} tokens)"),
                         false,
@@ -278,7 +286,13 @@ fn plan_with(
                     tier,
                     est_cost,
                     subjects,
-                    reason,
+                    reason: match relay_window {
+                        Some(w) => format!(
+                            "{reason}; context too small ({w} < {need} tokens): relayed with a summary"
+                        ),
+                        None => reason,
+                    },
+                    relay_window,
                 },
             ));
             position += 1;
