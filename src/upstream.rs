@@ -47,18 +47,7 @@ impl Upstream {
                 target.provider.spec.base_url.trim_end_matches('/')
             )),
         };
-        let req = req
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(
-                reqwest::header::ACCEPT,
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
-            )
-            .body(body);
-        authorize(req, target)
+        authorize(json_post(req, stream).body(body), target)
     }
 }
 
@@ -86,23 +75,23 @@ impl Upstream {
             crate::formats::upstream_path(fmt, &target.model, stream)
         );
         let bytes = serde_json::to_vec(&translated.body).map_err(|e| e.to_string())?;
-        let mut req = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(
-                reqwest::header::ACCEPT,
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
-            );
+        let mut req = json_post(self.client.post(url), stream);
         for (k, v) in crate::formats::upstream_headers(fmt) {
             req = req.header(*k, *v);
         }
         Ok(authorize(req.body(bytes), target))
     }
+}
+
+/// A JSON body, answered as SSE when streaming.
+fn json_post(req: reqwest::RequestBuilder, stream: bool) -> reqwest::RequestBuilder {
+    let accept = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    req.header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::ACCEPT, accept)
 }
 
 fn authorize(req: reqwest::RequestBuilder, target: &Target) -> reqwest::RequestBuilder {

@@ -8,20 +8,7 @@ mod support;
 
 use std::path::Path;
 use support::fake_upstream::FakeUpstream;
-use support::{client, example_config, run_binary, Binary, CLIENT_KEY};
-
-fn python() -> Option<String> {
-    match std::env::var("OMNIROUTE_PYTHON") {
-        Ok(p) => Some(p),
-        Err(_) if std::env::var_os("OMNIROUTE_REQUIRE_SDK").is_some() => {
-            panic!("OMNIROUTE_REQUIRE_SDK is set but OMNIROUTE_PYTHON is not")
-        }
-        Err(_) => {
-            eprintln!("skipping SDK test: run scripts/test.sh (it installs the SDKs)");
-            None
-        }
-    }
-}
+use support::{client, example_config, run_binary, sdk_python, Binary, CLIENT_KEY};
 
 fn write_config(dir: &Path, upstream: &FakeUpstream) -> String {
     let cfg = dir.join("gateway.toml");
@@ -53,7 +40,7 @@ async fn run_script(python: &str, mode: &str, transport: &str, env: &[(&str, Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_over_stdio_in_process_legacy_and_auto() {
-    let Some(python) = python() else { return };
+    let Some(python) = sdk_python() else { return };
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -75,7 +62,7 @@ async fn python_sdk_over_stdio_in_process_legacy_and_auto() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_over_http_legacy_and_auto() {
-    let Some(python) = python() else { return };
+    let Some(python) = sdk_python() else { return };
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &up);
@@ -96,7 +83,7 @@ async fn python_sdk_over_http_legacy_and_auto() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_over_stdio_bridged_to_the_running_gateway() {
-    let Some(python) = python() else { return };
+    let Some(python) = sdk_python() else { return };
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -201,3 +201,18 @@ impl Drop for Binary {
         let _ = self.child.wait();
     }
 }
+
+/// The Python with the official SDKs (set by scripts/test.sh); None skips an
+/// SDK test, unless OMNIROUTE_REQUIRE_SDK is set.
+pub fn sdk_python() -> Option<String> {
+    match std::env::var("OMNIROUTE_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var_os("OMNIROUTE_REQUIRE_SDK").is_some() => {
+            panic!("OMNIROUTE_REQUIRE_SDK is set but OMNIROUTE_PYTHON is not")
+        }
+        Err(_) => {
+            eprintln!("skipping SDK test: run scripts/test.sh (it installs the SDKs)");
+            None
+        }
+    }
+}
