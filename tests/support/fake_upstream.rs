@@ -109,20 +109,39 @@ fn error(status: StatusCode, message: &str, kind: &str) -> Response {
         .into_response()
 }
 
+impl Seen {
+    /// Counts a call to `model`, keeps its body, and the value of the
+    /// `auth_header` it came with (returned).
+    fn record(&self, model: &str, body: &Value, headers: &HeaderMap, auth_header: &str) -> String {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(model.to_string())
+            .or_default() += 1;
+        self.bodies.lock().unwrap().push(body.clone());
+        let auth = headers
+            .get(auth_header)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let shown = if auth_header == "authorization" {
+            auth.clone()
+        } else {
+            format!("{auth_header} {auth}")
+        };
+        self.auth.lock().unwrap().push(shown);
+        auth
+    }
+}
+
 async fn chat(
     State(seen): State<Arc<Seen>>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
-    *seen.calls.lock().unwrap().entry(model.clone()).or_default() += 1;
-    seen.bodies.lock().unwrap().push(body.clone());
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    seen.auth.lock().unwrap().push(auth.clone());
+    let auth = seen.record(&model, &body, &headers, "authorization");
     if auth.contains("bad") {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -393,14 +412,7 @@ async fn anthropic(
     Json(body): Json<Value>,
 ) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
-    *seen.calls.lock().unwrap().entry(model.clone()).or_default() += 1;
-    seen.bodies.lock().unwrap().push(body.clone());
-    let key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    seen.auth.lock().unwrap().push(format!("x-api-key {key}"));
+    seen.record(&model, &body, &headers, "x-api-key");
     if model == "fail-429" {
         let mut r = (
             StatusCode::TOO_MANY_REQUESTS,
@@ -455,22 +467,7 @@ async fn gemini(
     Json(body): Json<Value>,
 ) -> Response {
     let (model, action) = target.rsplit_once(':').unwrap_or((target.as_str(), ""));
-    *seen
-        .calls
-        .lock()
-        .unwrap()
-        .entry(model.to_string())
-        .or_default() += 1;
-    seen.bodies.lock().unwrap().push(body.clone());
-    let key = headers
-        .get("x-goog-api-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    seen.auth
-        .lock()
-        .unwrap()
-        .push(format!("x-goog-api-key {key}"));
+    seen.record(model, &body, &headers, "x-goog-api-key");
     if model == "fail-429" {
         return (
             StatusCode::TOO_MANY_REQUESTS,
