@@ -67,6 +67,7 @@ pub mod claude_code;
 pub mod gemini;
 pub mod ids;
 pub mod json;
+pub mod observe;
 pub mod openai_chat;
 pub mod openai_responses;
 pub mod sse;
@@ -345,12 +346,30 @@ impl StreamEncoder {
     /// A keep-alive frame for silences: Anthropic `ping`, an SSE comment otherwise.
     pub fn keep_alive(&self) -> Bytes {
         match self {
-            StreamEncoder::Anthropic(_) => {
-                Bytes::from_static(b"event: ping\ndata: {\"type\":\"ping\"}\n\n")
-            }
-            _ => Bytes::from_static(b": keep-alive\n\n"),
+            StreamEncoder::Anthropic(_) => keep_alive(WireFormat::Anthropic),
+            _ => keep_alive(WireFormat::Openai),
         }
     }
+}
+
+/// A keep-alive frame for a client speaking `fmt`: Anthropic `ping`, an SSE comment otherwise.
+pub fn keep_alive(fmt: WireFormat) -> Bytes {
+    match fmt {
+        WireFormat::Anthropic => Bytes::from_static(b"event: ping\ndata: {\"type\":\"ping\"}\n\n"),
+        _ => Bytes::from_static(b": keep-alive\n\n"),
+    }
+}
+
+/// The in-stream error event a client speaking `fmt` understands, for a
+/// forwarded stream that broke mid-way (the client's stream then ends).
+pub fn stream_error_frame(fmt: WireFormat, ctx: &ClientContext, e: &ErrorInfo) -> Bytes {
+    StreamEncoder::new(fmt, ctx).push(&StreamEvent::Error(e.clone()))
+}
+
+/// `from->to`, for the `x-omniroute-translation` header (`anthropic->anthropic`
+/// means the bytes were forwarded as they came).
+pub fn translation_label(from: WireFormat, to: WireFormat) -> String {
+    format!("{}->{}", from.as_str(), to.as_str())
 }
 
 /// The path to POST to, relative to the provider's base URL (OpenAI-style
