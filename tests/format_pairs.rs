@@ -672,3 +672,103 @@ async fn gemini_to_gemini_is_forwarded_as_is() {
     assert_eq!(up.calls("echo"), 1);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn model_listings_and_paths_in_each_clients_shape() {
+    let (_up, gw) = gateway().await;
+    let get = |path: &str| client().get(gw.url(path));
+    // Codex CLI: its own shape, empty so it keeps its bundled catalog.
+    let r = get("/v1/models?client_version=0.150.0")
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("etag"));
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"models": []}));
+    // Claude Code / Anthropic SDKs.
+    let v: Value = get("/v1/models?limit=1000")
+        .header("x-api-key", CLIENT_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["has_more"], false);
+    assert_eq!(v["data"][0]["type"], "model");
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == "claude/thinking"));
+    assert!(v["first_id"].is_string() && v["last_id"].is_string());
+    // OpenAI SDKs.
+    let v: Value = get("/v1/models")
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"][0]["object"], "model");
+    // Gemini clients, with the key in the query.
+    let v: Value = get(&format!("/v1beta/models?key={CLIENT_KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "models/gem/echo"));
+    let r = get("/v1beta/models").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["status"],
+        "UNAUTHENTICATED"
+    );
+
+    // A Gemini model name with its provider prefix, slash unencoded, under /v1beta and /v1.
+    for path in [
+        "/v1beta/models/gem/echo:generateContent",
+        "/v1/models/gem/echo:generateContent",
+    ] {
+        let r = client()
+            .post(gw.url(path))
+            .header("x-goog-api-key", CLIENT_KEY)
+            .json(&json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            text_of(Client::Gemini, false, &r.text().await.unwrap()),
+            "echo: hi"
+        );
+    }
+    // Claude Code's other paths: /messages and its telemetry sink.
+    let r = client()
+        .post(gw.url("/messages"))
+        .header("x-api-key", CLIENT_KEY)
+        .json(&json!({"model": "claude/echo", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .post(gw.url("/api/event_logging/batch"))
+        .header("x-api-key", CLIENT_KEY)
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    gw.stop().await;
+}

@@ -46,7 +46,7 @@ fn kind_for(status: u16, message: &str) -> ErrorKind {
     }
 }
 
-fn api_error(fmt: WireFormat, e: super::error::ApiError) -> Response {
+pub(super) fn api_error(fmt: WireFormat, e: super::error::ApiError) -> Response {
     let status = e.status.as_u16();
     let mut resp = error(fmt, status, kind_for(status, &e.message), &e.message);
     if let Some(ra) = e
@@ -181,7 +181,10 @@ async fn prepare(
 }
 
 /// The client key from the headers, or Gemini's `?key=` query parameter.
-fn authorize(state: &AppState, req: &Request) -> Result<super::Caller, super::error::ApiError> {
+pub(super) fn authorize(
+    state: &AppState,
+    req: &Request,
+) -> Result<super::Caller, super::error::ApiError> {
     let query_key = req.uri().query().and_then(|q| {
         q.split('&')
             .find_map(|kv| kv.strip_prefix("key="))
@@ -276,7 +279,8 @@ pub async fn responses(State(state): State<AppState>, req: Request) -> Response 
     handle(state, Inbound::body(WireFormat::OpenaiResponses), req).await
 }
 
-/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
+/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`
+/// (also under `/v1/models/`); `{model}` may hold a `/` (`mock/gpt-4o-mini`).
 pub async fn gemini(
     State(state): State<AppState>,
     axum::extract::Path(target): axum::extract::Path<String>,
