@@ -9,12 +9,16 @@
 //! (one upstream SSE event in, canonical events out) and a `StreamEncoder`
 //! (canonical events in, the client's SSE frames out, start and terminator
 //! included). This module dispatches on [`WireFormat`]. Same format in and
-//! out should not come here at all: the proxy forwards the bytes.
+//! out does not come here: the proxy forwards the bytes (only `model`
+//! rewritten, [`json::set_top_level_string`]) and watches the answer with an
+//! [`observe::StreamTap`] for usage and completion.
 //!
 //! # Translation matrix
 //!
-//! Every pair A (Anthropic), C (OpenAI Chat), R (Responses), G (Gemini) is
-//! decode(in) → canonical → encode(out); 4 decoders + 4 encoders per side.
+//! Every pair A (Anthropic), C (OpenAI Chat), R (Responses), G (Gemini) of
+//! different formats is decode(in) → canonical → encode(out), directly
+//! (never through a third format); 4 decoders + 4 encoders per side. The
+//! same format on both sides (A→A, C→C, R→R, G→G) is forwarded.
 //!
 //! | concept | A | C | R | G |
 //! |---|---|---|---|---|
@@ -60,6 +64,16 @@
 //! - A mid-conversation system message (C/R) is hoisted into the system prompt.
 //! - Stop reasons with no exact counterpart: `refusal`/`content_filter` ↔
 //!   `SAFETY`, `pause_turn` → end, context-window stop → length.
+//! - Claude Code's per-request billing line is removed from the system
+//!   prompt of every translated request (it defeats the upstream's prefix
+//!   cache); a forwarded A→A request keeps it, as Anthropic expects.
+//! - After a context relay (the conversation summarised to fit a smaller
+//!   window) the request is rebuilt from its OpenAI Chat form, so the
+//!   summarised turns lose their reasoning and cache markers (noted).
+//! - Mid-stream upstream errors become the client format's error event
+//!   (A `error`, C `data: {"error":…}`, R `response.failed`, G
+//!   `data: {"error":…}`) and the stream ends; an error as the very first
+//!   event counts as a failed attempt and falls back.
 
 pub mod anthropic;
 pub mod canonical;
