@@ -772,3 +772,57 @@ async fn model_listings_and_paths_in_each_clients_shape() {
     assert_eq!(r.status(), 200);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn context_relay_works_for_an_anthropic_client() {
+    let up = FakeUpstream::start().await;
+    // featherless (catalog) serves Llama-3.3-70B with a 32,768-token window.
+    let cfg = format!(
+        "{}\n[[providers]]\nid = \"featherless\"\nbase_url = \"{}\"\napi_key = \"f\"\n\n\
+         [[combos]]\nname = \"relay\"\nstrategy = \"context-relay\"\nsummarizer_model = \"mock/gpt-4o-mini\"\n\
+         models = [\"mock/fail-500\", \"featherless/meta-llama/Llama-3.3-70B-Instruct\"]\n",
+        example_config(&up.base_url()),
+        up.base_url()
+    );
+    let gw = InProcess::start(&cfg).await;
+    let mut messages = Vec::new();
+    for i in 0..6 {
+        messages.push(json!({"role": "user", "content": format!("turn {i}: {}", "lorem ipsum ".repeat(2500))}));
+        messages.push(json!({"role": "assistant", "content": format!("done with turn {i}")}));
+    }
+    messages.push(json!({"role": "user", "content": "latest question"}));
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .header("x-api-key", CLIENT_KEY)
+        .json(&json!({"model": "relay", "max_tokens": 256, "stream": true,
+                      "system": "You are a coding agent.", "messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["x-omniroute-context-relay"]
+        .to_str()
+        .unwrap()
+        .contains("summarised"));
+    assert_eq!(r.headers()["x-omniroute-translation"], "anthropic->openai");
+    assert!(r.headers()["x-omniroute-translation-notes"]
+        .to_str()
+        .unwrap()
+        .contains("context relay"));
+    let body = r.text().await.unwrap();
+    assert!(
+        text_of(Client::Messages, true, &body).starts_with("echo: latest question"),
+        "{body}"
+    );
+    let bodies = up.seen.bodies.lock().unwrap().clone();
+    let sent = bodies
+        .iter()
+        .find(|b| b["model"] == "meta-llama/Llama-3.3-70B-Instruct")
+        .unwrap();
+    let sent_msgs = sent["messages"].as_array().unwrap();
+    assert!(sent_msgs.len() < 14, "{}", sent_msgs.len());
+    assert!(sent_msgs[1]["content"]
+        .to_string()
+        .contains("[Summary of the earlier conversation"));
+    gw.stop().await;
+}

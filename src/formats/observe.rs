@@ -79,17 +79,17 @@ impl StreamTap {
         if data.is_empty() {
             return Observed::Other;
         }
-        let data = if data.len() == 1 {
-            data[0].to_vec()
+        let data: std::borrow::Cow<[u8]> = if data.len() == 1 {
+            std::borrow::Cow::Borrowed(data[0])
         } else {
-            data.join(&b'\n')
+            std::borrow::Cow::Owned(data.join(&b'\n'))
         };
         match self.format {
             WireFormat::Anthropic => self.anthropic(name, &data),
             WireFormat::OpenaiResponses => return self.responses(name, &data),
             WireFormat::Gemini => self.gemini(&data),
             WireFormat::Openai => {
-                if data == b"[DONE]" {
+                if *data == *b"[DONE]" {
                     self.done = true;
                 }
             }
