@@ -103,9 +103,10 @@ async fn prepare(
     let started = Instant::now();
     let caller = authorize(state, &req).map_err(|e| api_error(fmt, e))?;
     let headers = req.headers();
-    let session = headers
-        .get("x-session-id")
-        .and_then(|v| v.to_str().ok())
+    // Sticky sessions: the gateway's own header, else the one the client tool sends.
+    let session = ["x-session-id", "x-claude-code-session-id", "session-id"]
+        .iter()
+        .find_map(|h| headers.get(*h)?.to_str().ok())
         .map(str::to_string);
     // Forwarded as they came when the upstream speaks Anthropic too.
     let forward_headers: Vec<(&'static str, String)> = if fmt == WireFormat::Anthropic {
