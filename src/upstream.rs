@@ -52,8 +52,42 @@ impl Upstream {
 }
 
 impl Upstream {
+    /// A POST of `body`, already in the target's format `fmt`, to its chat
+    /// endpoint; `extra` headers (a client's `anthropic-beta`…) win over the
+    /// format's defaults.
+    pub fn send(
+        &self,
+        target: &Target,
+        fmt: WireFormat,
+        body: Bytes,
+        stream: bool,
+        extra: &[(&'static str, String)],
+    ) -> reqwest::RequestBuilder {
+        if fmt == WireFormat::Openai && extra.is_empty() {
+            return self.chat_completions(target, body, stream);
+        }
+        let url = match (&target.provider.chat_url, fmt) {
+            (Some(url), WireFormat::Openai) => url.to_string(),
+            _ => format!(
+                "{}{}",
+                target.provider.spec.base_url.trim_end_matches('/'),
+                crate::formats::upstream_path(fmt, &target.model, stream)
+            ),
+        };
+        let mut req = json_post(self.client.post(url), stream);
+        for (k, v) in crate::formats::upstream_headers(fmt) {
+            if !extra.iter().any(|(e, _)| e == k) {
+                req = req.header(*k, *v);
+            }
+        }
+        for (k, v) in extra {
+            req = req.header(*k, v);
+        }
+        authorize(req.body(body), target)
+    }
+
     /// A POST of an OpenAI Chat `body` to the target: as is when it speaks
-    /// OpenAI Chat, else translated into its format (path, headers, body).
+    /// OpenAI Chat, else translated into its format (health probes).
     /// The error is the client's fault: the body could not be translated.
     pub fn chat(
         &self,
@@ -69,17 +103,12 @@ impl Upstream {
             crate::formats::decode_request(WireFormat::Openai, &body).map_err(|e| e.to_string())?;
         let translated =
             crate::formats::encode_request(fmt, &canonical).map_err(|e| e.to_string())?;
-        let url = format!(
-            "{}{}",
-            target.provider.spec.base_url.trim_end_matches('/'),
-            crate::formats::upstream_path(fmt, &target.model, stream)
-        );
-        let bytes = serde_json::to_vec(&translated.body).map_err(|e| e.to_string())?;
-        let mut req = json_post(self.client.post(url), stream);
-        for (k, v) in crate::formats::upstream_headers(fmt) {
-            req = req.header(*k, *v);
+        let mut out = translated.body;
+        if fmt != WireFormat::Gemini {
+            out["model"] = serde_json::Value::String(target.model.clone());
         }
-        Ok(authorize(req.body(bytes), target))
+        let bytes = serde_json::to_vec(&out).map_err(|e| e.to_string())?;
+        Ok(self.send(target, fmt, Bytes::from(bytes), stream, &[]))
     }
 }
 

@@ -121,9 +121,151 @@ pub fn to_arguments(v: &Value) -> String {
     }
 }
 
+/// `body` (a JSON object) with every top-level `key` set to the string
+/// `value` and every other byte kept as it was; `None` when `body` is not an
+/// object or `key` is absent or not a string (the caller then re-serialises).
+/// Used to forward a client's request to an upstream of the same format:
+/// only the model name changes, the rest (cache markers, signatures) stays exact.
+pub fn set_top_level_string(body: &[u8], key: &str, value: &str) -> Option<Vec<u8>> {
+    let mut spans = Vec::new();
+    let mut i = skip_ws(body, 0);
+    if body.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(body, i + 1);
+    if body.get(i) == Some(&b'}') {
+        return None;
+    }
+    loop {
+        let key_end = string_end(body, i)?;
+        let is_key = &body[i + 1..key_end - 1] == key.as_bytes();
+        i = skip_ws(body, key_end);
+        if body.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(body, i + 1);
+        let end = value_end(body, start)?;
+        if is_key {
+            if body.get(start) != Some(&b'"') {
+                return None;
+            }
+            spans.push((start, end));
+        }
+        i = skip_ws(body, end);
+        match body.get(i) {
+            Some(b',') => i = skip_ws(body, i + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    let quoted = serde_json::to_string(value).ok()?;
+    let mut out = Vec::with_capacity(body.len() + quoted.len());
+    let mut at = 0;
+    for (s, e) in spans {
+        out.extend_from_slice(&body[at..s]);
+        out.extend_from_slice(quoted.as_bytes());
+        at = e;
+    }
+    out.extend_from_slice(&body[at..]);
+    Some(out)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// End (exclusive) of the string starting at `i` (its opening quote).
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            b'"' => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// End (exclusive) of the JSON value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = string_end(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sets_a_top_level_string_and_keeps_every_other_byte() {
+        let body = br#"{ "messages": [{"role":"user","content":"say \"model\": {x}"}], "model" : "claude-x",
+  "system":[{"type":"text","text":"a","cache_control":{"type":"ephemeral"}}], "n": 1.5e3, "t": true }"#;
+        let out = set_top_level_string(body, "model", "real-\"m\"").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            String::from_utf8_lossy(body).replace("\"claude-x\"", "\"real-\\\"m\\\"\"")
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["model"], "real-\"m\"");
+        // The nested "model" inside a string is not touched.
+        assert!(text.contains(r#"say \"model\": {x}"#));
+        assert_eq!(
+            set_top_level_string(br#"{"a":{"model":"x"}}"#, "model", "y"),
+            None
+        );
+        assert_eq!(set_top_level_string(br#"{"model":3}"#, "model", "y"), None);
+        assert_eq!(set_top_level_string(b"[1]", "model", "y"), None);
+        assert_eq!(set_top_level_string(b"{}", "model", "y"), None);
+        assert_eq!(
+            set_top_level_string(br#"{"model":"a","model":"b"}"#, "model", "c").unwrap(),
+            br#"{"model":"c","model":"c"}"#.to_vec()
+        );
+    }
 
     #[test]
     fn arguments_are_parsed_leniently() {

@@ -9,12 +9,16 @@
 //! (one upstream SSE event in, canonical events out) and a `StreamEncoder`
 //! (canonical events in, the client's SSE frames out, start and terminator
 //! included). This module dispatches on [`WireFormat`]. Same format in and
-//! out should not come here at all: the proxy forwards the bytes.
+//! out does not come here: the proxy forwards the bytes (only `model`
+//! rewritten, [`json::set_top_level_string`]) and watches the answer with an
+//! [`observe::StreamTap`] for usage and completion.
 //!
 //! # Translation matrix
 //!
-//! Every pair A (Anthropic), C (OpenAI Chat), R (Responses), G (Gemini) is
-//! decode(in) → canonical → encode(out); 4 decoders + 4 encoders per side.
+//! Every pair A (Anthropic), C (OpenAI Chat), R (Responses), G (Gemini) of
+//! different formats is decode(in) → canonical → encode(out), directly
+//! (never through a third format); 4 decoders + 4 encoders per side. The
+//! same format on both sides (A→A, C→C, R→R, G→G) is forwarded.
 //!
 //! | concept | A | C | R | G |
 //! |---|---|---|---|---|
@@ -60,6 +64,16 @@
 //! - A mid-conversation system message (C/R) is hoisted into the system prompt.
 //! - Stop reasons with no exact counterpart: `refusal`/`content_filter` ↔
 //!   `SAFETY`, `pause_turn` → end, context-window stop → length.
+//! - Claude Code's per-request billing line is removed from the system
+//!   prompt of every translated request (it defeats the upstream's prefix
+//!   cache); a forwarded A→A request keeps it, as Anthropic expects.
+//! - After a context relay (the conversation summarised to fit a smaller
+//!   window) the request is rebuilt from its OpenAI Chat form, so the
+//!   summarised turns lose their reasoning and cache markers (noted).
+//! - Mid-stream upstream errors become the client format's error event
+//!   (A `error`, C `data: {"error":…}`, R `response.failed`, G
+//!   `data: {"error":…}`) and the stream ends; an error as the very first
+//!   event counts as a failed attempt and falls back.
 
 pub mod anthropic;
 pub mod canonical;
@@ -67,6 +81,7 @@ pub mod claude_code;
 pub mod gemini;
 pub mod ids;
 pub mod json;
+pub mod observe;
 pub mod openai_chat;
 pub mod openai_responses;
 pub mod sse;
@@ -345,12 +360,30 @@ impl StreamEncoder {
     /// A keep-alive frame for silences: Anthropic `ping`, an SSE comment otherwise.
     pub fn keep_alive(&self) -> Bytes {
         match self {
-            StreamEncoder::Anthropic(_) => {
-                Bytes::from_static(b"event: ping\ndata: {\"type\":\"ping\"}\n\n")
-            }
-            _ => Bytes::from_static(b": keep-alive\n\n"),
+            StreamEncoder::Anthropic(_) => keep_alive(WireFormat::Anthropic),
+            _ => keep_alive(WireFormat::Openai),
         }
     }
+}
+
+/// A keep-alive frame for a client speaking `fmt`: Anthropic `ping`, an SSE comment otherwise.
+pub fn keep_alive(fmt: WireFormat) -> Bytes {
+    match fmt {
+        WireFormat::Anthropic => Bytes::from_static(b"event: ping\ndata: {\"type\":\"ping\"}\n\n"),
+        _ => Bytes::from_static(b": keep-alive\n\n"),
+    }
+}
+
+/// The in-stream error event a client speaking `fmt` understands, for a
+/// forwarded stream that broke mid-way (the client's stream then ends).
+pub fn stream_error_frame(fmt: WireFormat, ctx: &ClientContext, e: &ErrorInfo) -> Bytes {
+    StreamEncoder::new(fmt, ctx).push(&StreamEvent::Error(e.clone()))
+}
+
+/// `from->to`, for the `x-omniroute-translation` header (`anthropic->anthropic`
+/// means the bytes were forwarded as they came).
+pub fn translation_label(from: WireFormat, to: WireFormat) -> String {
+    format!("{}->{}", from.as_str(), to.as_str())
 }
 
 /// The path to POST to, relative to the provider's base URL (OpenAI-style

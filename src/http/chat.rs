@@ -40,6 +40,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
             body,
             started,
             session,
+            native: None,
         };
         proxy::chat(&state.gw, call).await.map_err(ApiError::from)
     }
@@ -121,6 +122,8 @@ const X_COST_USD: HeaderName = HeaderName::from_static("x-omniroute-cost-usd");
 const X_SKIPPED: HeaderName = HeaderName::from_static("x-omniroute-skipped");
 const X_FAILED: HeaderName = HeaderName::from_static("x-omniroute-failed");
 const X_CONTEXT_RELAY: HeaderName = HeaderName::from_static("x-omniroute-context-relay");
+const X_TRANSLATION: HeaderName = HeaderName::from_static("x-omniroute-translation");
+const X_TRANSLATION_NOTES: HeaderName = HeaderName::from_static("x-omniroute-translation-notes");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
@@ -145,6 +148,19 @@ pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
     }
     if !route.failed.is_empty() {
         h.insert(X_FAILED, header(&ascii_list(&route.failed)));
+    }
+    if let Some(t) = &route.translation {
+        h.insert(X_TRANSLATION, header(t));
+    }
+    if !route.translation_notes.is_empty() {
+        let text: String = route
+            .translation_notes
+            .join("; ")
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .take(500)
+            .collect();
+        h.insert(X_TRANSLATION_NOTES, header(&text));
     }
     if let Some(note) = &route.context_relay {
         h.insert(

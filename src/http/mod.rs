@@ -87,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/responses/{id}", get(translated::get_response))
         .route("/v1/models", get(models::list_models))
         .route("/models", get(models::list_models))
+        // Claude Code's telemetry: accepted and dropped.
+        .route("/api/event_logging/batch", post(event_sink))
         .merge(crate::a2a::rpc_routes(agent.clone()))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -95,10 +97,14 @@ pub fn router(state: AppState) -> Router {
     // Routes in other formats check the key themselves, to answer in their own shape.
     let translated = Router::new()
         .route("/v1/messages", post(translated::messages))
+        .route("/messages", post(translated::messages))
+        .route("/v1/v1/messages", post(translated::messages))
         .route("/v1/messages/count_tokens", post(translated::count_tokens))
         .route("/v1/responses", post(translated::responses))
         .route("/responses", post(translated::responses))
-        .route("/v1beta/models/{target}", post(translated::gemini));
+        .route("/v1beta/models", get(models::list_gemini))
+        .route("/v1beta/models/{*target}", post(translated::gemini))
+        .route("/v1/models/{*target}", post(translated::gemini));
     Router::new()
         .route("/", get(root).head(root))
         // Claude Code probes these before it starts.
@@ -116,6 +122,10 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+}
+
+async fn event_sink() -> impl IntoResponse {
+    axum::Json(serde_json::json!({}))
 }
 
 async fn root() -> impl IntoResponse {

@@ -3,33 +3,31 @@
 //! SDKs), OpenAI Responses (`POST /v1/responses`: Codex CLI) and Gemini
 //! (`POST /v1beta/models/{model}:generateContent` / `:streamGenerateContent`).
 //!
-//! One path for all three: the request is decoded into the canonical model,
-//! its model name mapped (`[model_map]`), Claude Code's per-request billing
-//! line removed, and it is encoded as OpenAI Chat for the router, so combos,
-//! fallback and breakers apply unchanged. The answer comes back translated
-//! into the client's format; a stream is translated event by event as it
-//! arrives. Errors use the client format's shape and statuses.
+//! One path for all three: the request is decoded into the canonical model
+//! once, its model name mapped (`[model_map]`), and handed to the router
+//! with the client's bytes, so combos, fallback and breakers apply
+//! unchanged. Each target gets the client's bytes when it speaks the same
+//! format (only `model` rewritten) or the canonical request encoded for it
+//! (Claude Code's per-request billing line removed); the answer comes back
+//! in the client's format, a stream event by event (`src/proxy/native.rs`).
+//! Errors use the client format's shape and statuses.
 
 use super::chat::{read_body, route_headers};
 use super::{auth, header, AppState};
 use crate::catalog::WireFormat;
-use crate::formats::canonical::{is_context_overflow, ErrorKind, StreamEvent};
-use crate::formats::sse::SseParser;
-use crate::formats::{self, ClientContext, StreamDecoder, StreamEncoder};
+use crate::formats::canonical::{is_context_overflow, ErrorKind};
+use crate::formats::{self, ClientContext};
+use crate::proxy::native::{HistoryError, Native};
 use crate::proxy::{self, ChatCall, ChatOutcome};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
-use futures::stream::{BoxStream, StreamExt};
 use serde_json::Value;
-use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Instant;
 
-const X_TRANSLATION: HeaderName = HeaderName::from_static("x-omniroute-translation");
-const X_TRANSLATION_NOTES: HeaderName = HeaderName::from_static("x-omniroute-translation-notes");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// An error in the client format's shape (Anthropic:
@@ -48,7 +46,7 @@ fn kind_for(status: u16, message: &str) -> ErrorKind {
     }
 }
 
-fn api_error(fmt: WireFormat, e: super::error::ApiError) -> Response {
+pub(super) fn api_error(fmt: WireFormat, e: super::error::ApiError) -> Response {
     let status = e.status.as_u16();
     let mut resp = error(fmt, status, kind_for(status, &e.message), &e.message);
     if let Some(ra) = e
@@ -79,15 +77,6 @@ impl Inbound {
         }
     }
 
-    fn label(&self) -> &'static str {
-        match self.format {
-            WireFormat::Anthropic => "anthropic->openai",
-            WireFormat::OpenaiResponses => "openai-responses->openai",
-            WireFormat::Gemini => "gemini->openai",
-            WireFormat::Openai => "openai->openai",
-        }
-    }
-
     fn endpoint(&self) -> &'static str {
         match self.format {
             WireFormat::Anthropic => "messages",
@@ -101,121 +90,7 @@ impl Inbound {
 /// The decoded request, ready for the router.
 struct Prepared {
     call: ChatCall,
-    ctx: ClientContext,
     stream: bool,
-    notes: Vec<String>,
-    /// Responses only: the conversation to store with the answer.
-    conversation: Option<Conversation>,
-}
-
-/// A Responses conversation: every input item so far (earlier turns from
-/// `previous_response_id` included), kept with the answer under its id.
-#[derive(Clone)]
-struct Conversation {
-    id: String,
-    owner: String,
-    items: Vec<Value>,
-    store: bool,
-}
-
-impl Conversation {
-    /// Store the answer (`response`, as the client got it) with the conversation.
-    fn save(&self, state: &AppState, response: &Value) {
-        if !self.store {
-            return;
-        }
-        let mut items = self.items.clone();
-        if let Some(out) = response.get("output").and_then(Value::as_array) {
-            items.extend(out.iter().cloned());
-        }
-        let row = crate::store::responses::StoredResponse {
-            id: self.id.clone(),
-            owner: self.owner.clone(),
-            items: Value::Array(items).to_string(),
-            response: response.to_string(),
-            created_ms: crate::store::now_ms(),
-        };
-        state.gw.store.write_detached("response", move |tx| {
-            crate::store::responses::put_response(tx, &row)
-        });
-    }
-}
-
-/// Responses input with the earlier turns of `previous_response_id` put in
-/// front, so the router sees the whole conversation whichever provider
-/// served those turns.
-async fn with_history(
-    state: &AppState,
-    owner: &str,
-    id: String,
-    bytes: Bytes,
-) -> Result<(Bytes, Option<Conversation>), Response> {
-    let fmt = WireFormat::OpenaiResponses;
-    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&bytes) else {
-        // Not an object: the decoder says what is wrong.
-        return Ok((bytes, None));
-    };
-    let mut items = match body.remove("input") {
-        Some(Value::String(text)) => {
-            vec![serde_json::json!({"type": "message", "role": "user", "content": text})]
-        }
-        Some(Value::Array(items)) => items,
-        _ => Vec::new(),
-    };
-    if let Some(prev) = body.remove("previous_response_id") {
-        let Some(prev) = prev.as_str().map(str::to_string) else {
-            return Err(error(
-                fmt,
-                400,
-                ErrorKind::BadRequest,
-                "previous_response_id must be a string",
-            ));
-        };
-        let lookup = |state: &AppState| {
-            let (p, o) = (prev.clone(), owner.to_string());
-            let store = state.gw.store.clone();
-            async move {
-                store
-                    .read(move |c| crate::store::responses::get_response(c, &p, &o))
-                    .await
-            }
-        };
-        let mut row = lookup(state)
-            .await
-            .map_err(|e| error(fmt, 500, ErrorKind::Upstream, &e.to_string()))?;
-        if row.is_none() {
-            // The previous answer may still be queued for the writer: let it land, look again.
-            let _ = state.gw.store.flush().await;
-            row = lookup(state)
-                .await
-                .map_err(|e| error(fmt, 500, ErrorKind::Upstream, &e.to_string()))?;
-        }
-        let Some(row) = row else {
-            return Err(error(
-                fmt,
-                404,
-                ErrorKind::NotFound,
-                &format!("previous response {prev:?} not found (it was not stored, or another key made it)"),
-            ));
-        };
-        let mut earlier: Vec<Value> = serde_json::from_str(&row.items).unwrap_or_default();
-        earlier.append(&mut items);
-        items = earlier;
-    }
-    let store = body.get("store").and_then(Value::as_bool).unwrap_or(true);
-    body.insert("input".into(), Value::Array(items.clone()));
-    let bytes = serde_json::to_vec(&body)
-        .map(Bytes::from)
-        .map_err(|e| error(fmt, 400, ErrorKind::BadRequest, &e.to_string()))?;
-    Ok((
-        bytes,
-        Some(Conversation {
-            id,
-            owner: owner.to_string(),
-            items,
-            store,
-        }),
-    ))
 }
 
 async fn prepare(
@@ -227,11 +102,21 @@ async fn prepare(
     let fmt = inbound.format;
     let started = Instant::now();
     let caller = authorize(state, &req).map_err(|e| api_error(fmt, e))?;
-    let session = req
-        .headers()
-        .get("x-session-id")
-        .and_then(|v| v.to_str().ok())
+    let headers = req.headers();
+    // Sticky sessions: the gateway's own header, else the one the client tool sends.
+    let session = ["x-session-id", "x-claude-code-session-id", "session-id"]
+        .iter()
+        .find_map(|h| headers.get(*h)?.to_str().ok())
         .map(str::to_string);
+    // Forwarded as they came when the upstream speaks Anthropic too.
+    let forward_headers: Vec<(&'static str, String)> = if fmt == WireFormat::Anthropic {
+        ["anthropic-version", "anthropic-beta"]
+            .into_iter()
+            .filter_map(|h| Some((h, headers.get(h)?.to_str().ok()?.to_string())))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let bytes = read_body(req, state.gw.settings.max_body_bytes)
         .await
         .map_err(|e| api_error(fmt, e))?;
@@ -239,7 +124,13 @@ async fn prepare(
         let owner = caller.key_id.clone().unwrap_or_default();
         // Unique per gateway run and process: upstream ids may repeat.
         let id = format!("resp_{}", request_id.trim_start_matches("req_"));
-        with_history(state, &owner, id, bytes).await?
+        proxy::native::with_history(&state.gw, &owner, id, bytes)
+            .await
+            .map_err(|e| match e {
+                HistoryError::BadRequest(m) => error(fmt, 400, ErrorKind::BadRequest, &m),
+                HistoryError::NotFound(m) => error(fmt, 404, ErrorKind::NotFound, &m),
+                HistoryError::Store(m) => error(fmt, 500, ErrorKind::Upstream, &m),
+            })?
     } else {
         (bytes, None)
     };
@@ -255,10 +146,11 @@ async fn prepare(
         canonical.model = to.to_string();
     }
     let mut notes = Vec::new();
-    // Every upstream the router can reach today speaks OpenAI Chat, never Anthropic.
+    // Only the translated request loses it: an Anthropic upstream gets the client's bytes.
     if formats::strip_billing_header(&mut canonical) {
         notes.push("removed Claude Code's billing header line from the system prompt".into());
     }
+    notes.extend(canonical.lossy.iter().cloned());
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -266,42 +158,34 @@ async fn prepare(
     let mut ctx = ClientContext::for_request(&canonical, created);
     ctx.model = client_model;
     let stream = canonical.stream;
-    let translated = formats::encode_request(WireFormat::Openai, &canonical)
-        .map_err(|e| error(fmt, 400, ErrorKind::BadRequest, &e.to_string()))?;
-    notes.extend(translated.lossy);
-    let Value::Object(mut body) = translated.body else {
-        return Err(error(
-            fmt,
-            500,
-            ErrorKind::Upstream,
-            "request encoding produced no object",
-        ));
+    let native = Native {
+        format: fmt,
+        raw: bytes,
+        request: canonical,
+        ctx,
+        forward_headers,
+        notes,
+        conversation,
     };
-    if stream {
-        // The translated stream needs the usage chunk for message_delta.
-        body.insert(
-            "stream_options".into(),
-            serde_json::json!({"include_usage": true}),
-        );
-    }
     Ok(Prepared {
         call: ChatCall {
             request_id: request_id.to_string(),
             key_id: caller.key_id,
             endpoint: inbound.endpoint(),
-            body,
+            body: native.routing_body(),
             started,
             session,
+            native: Some(Arc::new(native)),
         },
-        ctx,
         stream,
-        notes,
-        conversation,
     })
 }
 
 /// The client key from the headers, or Gemini's `?key=` query parameter.
-fn authorize(state: &AppState, req: &Request) -> Result<super::Caller, super::error::ApiError> {
+pub(super) fn authorize(
+    state: &AppState,
+    req: &Request,
+) -> Result<super::Caller, super::error::ApiError> {
     let query_key = req.uri().query().and_then(|q| {
         q.split('&')
             .find_map(|kv| kv.strip_prefix("key="))
@@ -317,20 +201,8 @@ fn authorize(state: &AppState, req: &Request) -> Result<super::Caller, super::er
     }
 }
 
-fn translation_headers(h: &mut HeaderMap, label: &'static str, notes: &[String]) {
-    h.insert(X_TRANSLATION, HeaderValue::from_static(label));
-    if !notes.is_empty() {
-        let text: String = notes
-            .join("; ")
-            .chars()
-            .filter(|c| c.is_ascii() && !c.is_ascii_control())
-            .take(500)
-            .collect();
-        h.insert(X_TRANSLATION_NOTES, header(&text));
-    }
-}
-
-/// Serve one request in `inbound`'s format through the router.
+/// Serve one request in `inbound`'s format through the router; the proxy
+/// answers in that format (forwarded or translated per target).
 pub async fn handle(state: AppState, inbound: Inbound, req: Request) -> Response {
     let fmt = inbound.format;
     let request_id = state.next_request_id();
@@ -344,21 +216,22 @@ pub async fn handle(state: AppState, inbound: Inbound, req: Request) -> Response
                 route,
                 ..
             }) => {
-                let mut r = complete(&state, fmt, status, &body, &p.ctx, p.conversation.as_ref());
+                let mut r = Response::new(Body::from(body));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 route_headers(r.headers_mut(), &route);
-                translation_headers(r.headers_mut(), inbound.label(), &p.notes);
                 r
             }
             Ok(ChatOutcome::Stream { events, route, .. }) if p.stream => {
-                let saver = p.conversation.clone().map(|c| (c, state.clone()));
-                let mut r = Response::new(Body::from_stream(translate_stream(
-                    fmt, events, &p.ctx, saver,
-                )));
+                let mut r = Response::new(Body::from_stream(events));
                 let h = r.headers_mut();
-                h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+                h.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(formats::SSE_CONTENT_TYPE),
+                );
                 h.insert("cache-control", HeaderValue::from_static("no-cache"));
                 route_headers(h, &route);
-                translation_headers(h, inbound.label(), &p.notes);
                 r
             }
             Ok(ChatOutcome::Stream { .. }) => error(
@@ -371,130 +244,6 @@ pub async fn handle(state: AppState, inbound: Inbound, req: Request) -> Response
     };
     resp.headers_mut().insert(X_REQUEST_ID, header(&request_id));
     resp
-}
-
-/// A whole OpenAI answer (or upstream error) in the client's format.
-fn complete(
-    state: &AppState,
-    fmt: WireFormat,
-    status: u16,
-    body: &[u8],
-    ctx: &ClientContext,
-    conversation: Option<&Conversation>,
-) -> Response {
-    if status >= 300 {
-        let info = formats::decode_error(WireFormat::Openai, status, body);
-        return error(fmt, info.status, info.kind, &info.message);
-    }
-    match formats::decode_response(WireFormat::Openai, body) {
-        Ok(mut resp) => {
-            if let Some(c) = conversation {
-                resp.id = c.id.clone();
-            }
-            let out = formats::encode_response(fmt, &resp, ctx);
-            if let Some(c) = conversation {
-                c.save(state, &out.body);
-            }
-            (StatusCode::OK, axum::Json(out.body)).into_response()
-        }
-        Err(e) => error(
-            fmt,
-            502,
-            ErrorKind::Upstream,
-            &format!("the upstream's answer could not be read: {e}"),
-        ),
-    }
-}
-
-struct Translator {
-    upstream: BoxStream<'static, Result<Bytes, Infallible>>,
-    parser: SseParser,
-    decoder: StreamDecoder,
-    encoder: StreamEncoder,
-    ended: bool,
-    /// Responses: where the final response object is stored.
-    saver: Option<(Conversation, AppState)>,
-}
-
-impl Translator {
-    fn encode(&mut self, mut ev: StreamEvent, out: &mut BytesMut) {
-        if let (StreamEvent::Start { id, .. }, Some((c, _))) = (&mut ev, &self.saver) {
-            *id = c.id.clone();
-        }
-        let frames = self.encoder.frames(&ev);
-        if let Some((c, state)) = &self.saver {
-            for f in frames
-                .iter()
-                .filter(|f| f.starts_with("event: response.completed"))
-            {
-                let data = f.lines().find_map(|l| l.strip_prefix("data: "));
-                if let Some(v) = data.and_then(|d| serde_json::from_str::<Value>(d).ok()) {
-                    c.save(state, &v["response"]);
-                }
-            }
-        }
-        out.extend_from_slice(&formats::sse::to_bytes(frames));
-    }
-
-    fn feed(&mut self, chunk: &[u8], out: &mut BytesMut) {
-        for ev in self.parser.push(chunk) {
-            for c in self.decoder.push(ev.event.as_deref(), &ev.data) {
-                self.encode(c, out);
-            }
-        }
-    }
-
-    fn finish(&mut self, out: &mut BytesMut) {
-        for ev in self.parser.finish() {
-            for c in self.decoder.push(ev.event.as_deref(), &ev.data) {
-                self.encode(c, out);
-            }
-        }
-        for c in self.decoder.finish() {
-            self.encode(c, out);
-        }
-    }
-}
-
-/// The router's OpenAI SSE (one event per item, keep-alive comments in
-/// silences) as the client format's event sequence, item by item.
-fn translate_stream(
-    fmt: WireFormat,
-    upstream: BoxStream<'static, Result<Bytes, Infallible>>,
-    ctx: &ClientContext,
-    saver: Option<(Conversation, AppState)>,
-) -> BoxStream<'static, Result<Bytes, Infallible>> {
-    let t = Translator {
-        upstream,
-        parser: SseParser::new(),
-        decoder: StreamDecoder::new(WireFormat::Openai),
-        encoder: StreamEncoder::new(fmt, ctx),
-        ended: false,
-        saver,
-    };
-    futures::stream::unfold(t, |mut t| async move {
-        loop {
-            if t.ended {
-                return None;
-            }
-            let mut out = BytesMut::new();
-            match t.upstream.next().await {
-                Some(Ok(chunk)) if chunk.starts_with(b":") => {
-                    return Some((Ok(t.encoder.keep_alive()), t));
-                }
-                Some(Ok(chunk)) => t.feed(&chunk, &mut out),
-                Some(Err(never)) => match never {},
-                None => {
-                    t.finish(&mut out);
-                    t.ended = true;
-                }
-            }
-            if !out.is_empty() {
-                return Some((Ok(out.freeze()), t));
-            }
-        }
-    })
-    .boxed()
 }
 
 /// `POST /v1/messages/count_tokens`: an estimate (about four bytes of
@@ -531,7 +280,8 @@ pub async fn responses(State(state): State<AppState>, req: Request) -> Response 
     handle(state, Inbound::body(WireFormat::OpenaiResponses), req).await
 }
 
-/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
+/// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`
+/// (also under `/v1/models/`); `{model}` may hold a `/` (`mock/gpt-4o-mini`).
 pub async fn gemini(
     State(state): State<AppState>,
     axum::extract::Path(target): axum::extract::Path<String>,

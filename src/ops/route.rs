@@ -75,6 +75,7 @@ fn call(
         body,
         started: Instant::now(),
         session: None,
+        native: None,
     }
 }
 

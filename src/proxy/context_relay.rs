@@ -119,6 +119,7 @@ async fn summarise_inner(
         body: request,
         started: Instant::now(),
         session: None,
+        native: None,
     };
     let answer = match super::chat(gw, sub)
         .await

@@ -4,8 +4,8 @@
 
 use crate::catalog::WireFormat;
 mod context_relay;
+pub mod native;
 mod relay;
-mod translate;
 pub mod usage;
 
 use crate::gateway::Gateway;
@@ -36,6 +36,25 @@ pub struct ChatCall {
     pub started: Instant,
     /// `x-session-id` from the client, for sticky routing.
     pub session: Option<String>,
+    /// A request in another format (Anthropic, Responses, Gemini): `body`
+    /// is then only its routing view, and answers come back in its format.
+    pub native: Option<Arc<native::Native>>,
+}
+
+impl ChatCall {
+    fn estimate_tokens(&self) -> u64 {
+        match &self.native {
+            Some(n) => n.estimate_tokens(),
+            None => estimate_tokens(&self.body),
+        }
+    }
+
+    fn session_key(&self) -> Option<String> {
+        match (&self.native, self.session.as_deref()) {
+            (Some(n), None | Some("")) => n.session(),
+            _ => session_of(self.session.as_deref(), &self.body),
+        }
+    }
 }
 
 /// How the request was served, for route headers and reports.
@@ -63,6 +82,13 @@ pub struct RouteInfo {
     /// Set when the conversation was summarised to fit the target (context relay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_relay: Option<String>,
+    /// `client->upstream` wire formats when either is not OpenAI Chat
+    /// (`anthropic->anthropic`: forwarded as it came).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<String>,
+    /// What the translation could not carry over (thinking dropped…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub translation_notes: Vec<String>,
 }
 
 pub enum ChatOutcome {
@@ -270,6 +296,8 @@ struct Attempt<'a> {
     summarizer: Option<String>,
 }
 
+// Returned once per attempt: boxing the outcome would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Tried {
     Done(ChatOutcome),
     Skipped(String),
@@ -323,13 +351,9 @@ async fn attempt_all(
     let sticky = registry
         .combo(requested)
         .is_some_and(|c| c.sticky || c.strategy.implies_sticky());
-    let session = if sticky {
-        session_of(call.session.as_deref(), &call.body)
-    } else {
-        None
-    };
+    let session = if sticky { call.session_key() } else { None };
     let shape = Shape {
-        input_tokens: estimate_tokens(&call.body),
+        input_tokens: call.estimate_tokens(),
         output_tokens,
         session: session.clone(),
         key_id: call.key_id.clone(),
@@ -346,7 +370,7 @@ async fn attempt_all(
     let mut body = call.body.clone();
     // Ask for usage in the stream; hide the extra chunk if the client did not ask.
     let mut strip_usage_only = false;
-    if stream {
+    if stream && call.native.is_none() {
         let opts = body
             .entry("stream_options")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -505,17 +529,34 @@ async fn run_fusion(
     if answers.len() < 2 {
         return Ok(answers.pop().map(|(_, o)| o));
     }
+    let native = ctx.call.native.as_deref();
     let mut texts = Vec::new();
     for (key, outcome) in &answers {
         if let ChatOutcome::Complete { body, .. } = outcome {
-            let v: Value = serde_json::from_slice(body).unwrap_or_default();
-            let text = v
-                .pointer("/choices/0/message/content")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let text = match native {
+                Some(n) => native::answer_text(n.format, body),
+                None => {
+                    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+                    v.pointer("/choices/0/message/content")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                }
+            };
             texts.push(format!("Answer from {key}:\n{text}"));
         }
     }
+    let full;
+    let body = match native {
+        Some(n) => match n.openai_body(&judge) {
+            Ok(b) => {
+                full = b;
+                &full
+            }
+            Err(_) => return Ok(answers.into_iter().next().map(|(_, o)| o)),
+        },
+        None => body,
+    };
     let mut judge_body = body.clone();
     let mut messages = body
         .get("messages")
@@ -535,6 +576,7 @@ async fn run_fusion(
         body: judge_body,
         started: ctx.call.started,
         session: None,
+        native: None,
     };
     match Box::pin(attempt_all(ctx.gw, &judge_call, &judge, false)).await {
         Ok(ChatOutcome::Complete {
@@ -547,6 +589,21 @@ async fn run_fusion(
                 "fusion: merged {} answers with {judge}",
                 answers.len()
             ));
+            // The judge answered in OpenAI Chat; the client may speak something else.
+            let (body, usage) = match native {
+                Some(n) => {
+                    let mode = native::Mode::Translate {
+                        client: n.format,
+                        ctx: n.ctx.clone(),
+                    };
+                    let conversation = n.conversation.as_ref().map(|c| (c, &ctx.gw.store));
+                    match native::answer(&mode, WireFormat::Openai, body, conversation) {
+                        Ok((b, u)) => (b, u.or(usage)),
+                        Err(_) => return Ok(answers.into_iter().next().map(|(_, o)| o)),
+                    }
+                }
+                None => (body, usage),
+            };
             Ok(Some(ChatOutcome::Complete {
                 status,
                 body,
@@ -595,9 +652,16 @@ async fn try_target(
     body.insert("model".into(), Value::String(target.model.clone()));
     // Context relay: this target's window is too small for the conversation.
     let mut relay_note = None;
+    let native = ctx.call.native.as_deref();
     let relayed = match (p.relay_window, &ctx.summarizer) {
         (Some(window), Some(summarizer)) => {
-            match context_relay::summarise(gw, ctx.call, body, window, summarizer).await {
+            // A native request is summarised in its OpenAI Chat form.
+            let full = match native.map(|n| n.openai_body(&target.model)).transpose() {
+                Ok(f) => f,
+                Err(e) => return Tried::Skipped(format!("context relay failed: {e}")),
+            };
+            let source = full.as_ref().unwrap_or(body);
+            match context_relay::summarise(gw, ctx.call, source, window, summarizer).await {
                 Ok((b, note)) => {
                     relay_note = Some(note);
                     Some(b)
@@ -607,9 +671,16 @@ async fn try_target(
         }
         _ => None,
     };
-    let bytes = match serde_json::to_vec(relayed.as_ref().unwrap_or(body)) {
-        Ok(b) => Bytes::from(b),
-        Err(e) => {
+    let out = match native::outgoing(
+        native,
+        body,
+        relayed.as_ref(),
+        target,
+        ctx.stream,
+        ctx.strip_usage_only,
+    ) {
+        Ok(o) => o,
+        Err(native::Unsendable::Client(e)) => {
             return Tried::Failed(
                 attempt_error(
                     target,
@@ -620,6 +691,11 @@ async fn try_target(
                 FailureClass::ClientFault,
                 None,
             )
+        }
+        Err(native::Unsendable::Target(e)) => {
+            return Tried::Skipped(format!(
+                "request cannot be translated for this upstream: {e}"
+            ))
         }
     };
     let timeout = ctx
@@ -644,22 +720,13 @@ async fn try_target(
             wait,
         )
     };
-    let request = match gw.upstream.chat(target, bytes, ctx.stream) {
-        Ok(r) => r,
-        Err(e) => {
-            return Tried::Failed(
-                attempt_error(
-                    target,
-                    None,
-                    format!("request cannot be translated for this upstream: {e}"),
-                    None,
-                ),
-                FailureClass::ClientFault,
-                None,
-            )
-        }
-    };
-    let format = target.provider.spec.format;
+    let request = gw.upstream.send(
+        target,
+        out.format,
+        out.bytes.clone(),
+        ctx.stream,
+        &out.headers,
+    );
     let response = match tokio::time::timeout(timeout, request.send()).await {
         Err(_) => {
             return fail(
@@ -705,6 +772,8 @@ async fn try_target(
         tier: p.tier.as_str().to_string(),
         skipped: skipped.to_vec(),
         context_relay: relay_note.clone(),
+        translation: out.translation.clone(),
+        translation_notes: out.notes.clone(),
     };
     let succeed = |latency_ms: f64| {
         let row = routing
@@ -718,9 +787,6 @@ async fn try_target(
     if ctx.stream {
         // Commit to this target only once its first chunk has arrived.
         let mut rest = response.bytes_stream().boxed();
-        if format != WireFormat::Openai {
-            rest = translate::stream(format, &target.model, rest);
-        }
         let remaining = timeout.saturating_sub(sent.elapsed());
         let first = match tokio::time::timeout(remaining, rest.next()).await {
             Ok(Some(Ok(chunk))) => chunk,
@@ -752,6 +818,13 @@ async fn try_target(
                 )
             }
         };
+        // An error as the stream's first event: nothing reached the client
+        // yet, so another target can still be tried.
+        if out.format != WireFormat::Openai {
+            if let Some(e) = crate::formats::observe::early_error(out.format, &first) {
+                return fail(&mut guard, Some(e.status), e.message, None);
+            }
+        }
         let upstream_ms = ms(sent.elapsed());
         succeed(upstream_ms);
         remember_session(ctx, p);
@@ -788,15 +861,31 @@ async fn try_target(
                 }
             }
         });
+        let pipe = match (&out.mode, native) {
+            (native::Mode::Pass, None) => relay::Pipe::OpenAi {
+                strip_usage_only: ctx.strip_usage_only,
+            },
+            (native::Mode::Pass, Some(n)) => relay::Pipe::same(n.format, n.ctx.clone()),
+            (native::Mode::Translate { client, ctx }, _) => {
+                relay::Pipe::translate(out.format, *client, ctx)
+            }
+        };
+        let hook = native
+            .and_then(|n| n.conversation.clone())
+            .map(|conversation| relay::ResponseHook {
+                conversation,
+                store: gw.store.clone(),
+            });
         let events = relay::relay(
             first,
             rest,
+            pipe,
             relay::RelayOptions {
-                strip_usage_only: ctx.strip_usage_only,
                 keep_alive: gw.settings.keep_alive,
                 idle_timeout: gw.settings.upstream_timeout,
             },
             usage_guard,
+            hook,
         );
         return Tried::Done(ChatOutcome::Stream {
             status,
@@ -817,25 +906,31 @@ async fn try_target(
             )
         }
     };
-    let body = if format == WireFormat::Openai {
-        body
-    } else {
-        match translate::body(format, &target.model, &body) {
-            Ok(b) => b,
-            Err(e) => {
-                return fail(
-                    &mut guard,
-                    Some(502),
-                    format!("the upstream's answer could not be read: {e}"),
-                    None,
-                )
+    let (body, usage) = match (&out.mode, native) {
+        (native::Mode::Pass, None) => {
+            let usage = usage::from_openai_body(&body);
+            (body, usage)
+        }
+        (mode, _) => {
+            let conversation = native
+                .and_then(|n| n.conversation.as_ref())
+                .map(|c| (c, &gw.store));
+            match native::answer(mode, out.format, body, conversation) {
+                Ok(done) => done,
+                Err(e) => {
+                    return fail(
+                        &mut guard,
+                        Some(502),
+                        format!("the upstream's answer could not be read: {e}"),
+                        None,
+                    )
+                }
             }
         }
     };
     let upstream_ms = ms(sent.elapsed());
     succeed(upstream_ms);
     remember_session(ctx, p);
-    let usage = usage::from_openai_body(&body);
     let mut route = route(upstream_ms);
     let mut event = usage_event(ctx.call, ctx.requested, Some(target), false, status);
     fill_usage(&mut event, usage.unwrap_or_default(), target);

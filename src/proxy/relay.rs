@@ -1,18 +1,27 @@
 //! Relays an upstream SSE stream to the client event by event as it arrives:
-//! observes usage, hides the usage-only chunk the client did not ask for,
-//! sends keep-alive comments during silence, turns upstream failures into an
-//! in-stream error event, and records usage however the stream ends.
+//! forwarded as is when both sides speak the same format (observing usage,
+//! hiding the OpenAI usage-only chunk the client did not ask for), else
+//! translated event by event; sends keep-alives during silence (Anthropic
+//! `ping`s, SSE comments otherwise), turns upstream failures into an
+//! in-stream error event in the client's format, and records usage however
+//! the stream ends.
 
-use crate::catalog::ModelInfo;
+use super::native::Conversation;
+use super::Usage;
+use crate::catalog::{ModelInfo, WireFormat};
+use crate::formats::canonical::{ErrorInfo, ErrorKind, StreamEvent, Usage as CanonicalUsage};
+use crate::formats::observe::{Observed, StreamTap};
+use crate::formats::sse::SseParser;
+use crate::formats::{self, ClientContext, StreamDecoder, StreamEncoder};
 use crate::store::{Store, UsageEvent};
 use bytes::{Bytes, BytesMut};
 use futures::stream::{BoxStream, StreamExt};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 pub struct RelayOptions {
-    pub strip_usage_only: bool,
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
 }
@@ -98,12 +107,72 @@ impl Drop for UsageGuard {
     }
 }
 
+/// How events get from the upstream to the client.
+// One per stream, never moved around: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Pipe {
+    /// OpenAI Chat on both sides: forwarded; usage is read from the usage
+    /// chunk, which is hidden when the client did not ask for it.
+    OpenAi { strip_usage_only: bool },
+    /// Another format on both sides: forwarded as is, watched by a tap.
+    Same {
+        tap: StreamTap,
+        client: WireFormat,
+        ctx: ClientContext,
+    },
+    /// Different formats: decoded and re-encoded event by event.
+    Translate {
+        parser: SseParser,
+        decoder: StreamDecoder,
+        encoder: StreamEncoder,
+        finished: bool,
+        failed: Option<String>,
+    },
+}
+
+impl Pipe {
+    pub fn same(format: WireFormat, ctx: ClientContext) -> Pipe {
+        Pipe::Same {
+            tap: StreamTap::new(format),
+            client: format,
+            ctx,
+        }
+    }
+
+    pub fn translate(upstream: WireFormat, client: WireFormat, ctx: &ClientContext) -> Pipe {
+        Pipe::Translate {
+            parser: SseParser::new(),
+            decoder: StreamDecoder::new(upstream),
+            encoder: StreamEncoder::new(client, ctx),
+            finished: false,
+            failed: None,
+        }
+    }
+
+    fn keep_alive(&self) -> Bytes {
+        match self {
+            Pipe::OpenAi { .. } => formats::keep_alive(WireFormat::Openai),
+            Pipe::Same { client, .. } => formats::keep_alive(*client),
+            Pipe::Translate { encoder, .. } => encoder.keep_alive(),
+        }
+    }
+}
+
+/// A Responses client's stream: the response carries the gateway's id and
+/// is stored with its conversation once completed.
+pub struct ResponseHook {
+    pub conversation: Conversation,
+    pub store: Store,
+}
+
 struct State {
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     buf: BytesMut,
     ready: VecDeque<Bytes>,
     opts: RelayOptions,
     guard: UsageGuard,
+    pipe: Pipe,
+    hook: Option<ResponseHook>,
     done_seen: bool,
     finished: bool,
     silent: Duration,
@@ -113,22 +182,24 @@ struct State {
 pub fn relay(
     first: Bytes,
     rest: BoxStream<'static, reqwest::Result<Bytes>>,
+    pipe: Pipe,
     opts: RelayOptions,
     guard: UsageGuard,
+    hook: Option<ResponseHook>,
 ) -> BoxStream<'static, Result<Bytes, Infallible>> {
-    let mut buf = BytesMut::new();
-    buf.extend_from_slice(&first);
     let mut state = State {
         upstream: rest,
-        buf,
+        buf: BytesMut::new(),
         ready: VecDeque::new(),
         opts,
         guard,
+        pipe,
+        hook,
         done_seen: false,
         finished: false,
         silent: Duration::ZERO,
     };
-    state.split_events();
+    state.push(&first);
     futures::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(ev) = st.ready.pop_front() {
@@ -143,27 +214,15 @@ pub fn relay(
                     if st.silent >= st.opts.idle_timeout {
                         st.fail(format!("upstream sent nothing for {:?}", st.silent));
                     } else {
-                        return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), st));
+                        return Some((Ok(st.pipe.keep_alive()), st));
                     }
                 }
                 Ok(Some(Ok(chunk))) => {
                     st.silent = Duration::ZERO;
-                    st.buf.extend_from_slice(&chunk);
-                    st.split_events();
+                    st.push(&chunk);
                 }
                 Ok(Some(Err(_))) => st.fail("upstream stream was interrupted".into()),
-                Ok(None) => {
-                    if !st.buf.is_empty() {
-                        let rest = st.buf.split().freeze();
-                        st.observe_and_queue(rest);
-                    }
-                    if st.done_seen {
-                        st.finished = true;
-                        st.guard.finish("ok", None);
-                    } else {
-                        st.fail("upstream stream ended before completion".into());
-                    }
-                }
+                Ok(None) => st.end(),
             }
         }
     })
@@ -171,41 +230,201 @@ pub fn relay(
 }
 
 impl State {
-    fn split_events(&mut self) {
+    fn push(&mut self, chunk: &[u8]) {
+        if let Pipe::Translate { .. } = self.pipe {
+            let events = match &mut self.pipe {
+                Pipe::Translate {
+                    parser, decoder, ..
+                } => parser
+                    .push(chunk)
+                    .into_iter()
+                    .flat_map(|ev| decoder.push(ev.event.as_deref(), &ev.data))
+                    .collect::<Vec<_>>(),
+                _ => Vec::new(),
+            };
+            self.translate(events);
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
         while let Some(end) = event_end(&self.buf) {
             let event = self.buf.split_to(end).freeze();
             self.observe_and_queue(event);
         }
     }
 
-    fn observe_and_queue(&mut self, event: Bytes) {
-        let mut forward = true;
-        for line in event.split(|b| *b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(data) = line.strip_prefix(b"data:") else {
-                continue;
-            };
-            let data = data.strip_prefix(b" ").unwrap_or(data);
-            if data == b"[DONE]" {
-                self.done_seen = true;
-            } else if let Some(found) = super::usage::from_openai_chunk(data) {
-                self.guard.usage = found.usage;
-                if found.usage_only && self.opts.strip_usage_only {
-                    forward = false;
+    fn end(&mut self) {
+        if !self.buf.is_empty() {
+            let rest = self.buf.split().freeze();
+            self.observe_and_queue(rest);
+        }
+        match &mut self.pipe {
+            Pipe::OpenAi { .. } => {
+                if self.done_seen {
+                    self.finished = true;
+                    self.guard.finish("ok", None);
+                } else {
+                    self.fail("upstream stream ended before completion".into());
+                }
+            }
+            Pipe::Same { tap, .. } => {
+                if !tap.done() {
+                    self.fail("upstream stream ended before completion".into());
+                    return;
+                }
+                let error = tap.error().map(|e| e.message.clone());
+                self.finished = true;
+                match error {
+                    Some(e) => self.guard.finish("upstream_error", Some(e)),
+                    None => self.guard.finish("ok", None),
+                }
+            }
+            Pipe::Translate {
+                parser, decoder, ..
+            } => {
+                let mut events: Vec<StreamEvent> = parser
+                    .finish()
+                    .into_iter()
+                    .flat_map(|ev| decoder.push(ev.event.as_deref(), &ev.data))
+                    .collect();
+                events.extend(decoder.finish());
+                self.translate(events);
+                let Pipe::Translate {
+                    finished, failed, ..
+                } = &self.pipe
+                else {
+                    return;
+                };
+                self.finished = true;
+                match (failed.clone(), finished) {
+                    (Some(e), _) => self.guard.finish("upstream_error", Some(e)),
+                    (None, true) => self.guard.finish("ok", None),
+                    (None, false) => self.guard.finish(
+                        "upstream_error",
+                        Some("upstream stream ended before completion".into()),
+                    ),
                 }
             }
         }
-        if forward {
-            self.ready.push_back(event);
+    }
+
+    /// Canonical events from the upstream, encoded for the client.
+    fn translate(&mut self, events: Vec<StreamEvent>) {
+        let Pipe::Translate {
+            encoder,
+            finished,
+            failed,
+            ..
+        } = &mut self.pipe
+        else {
+            return;
+        };
+        let mut out = Vec::new();
+        for mut ev in events {
+            match &mut ev {
+                StreamEvent::Start { id, usage, .. } => {
+                    if *usage != CanonicalUsage::default() {
+                        self.guard.usage = Usage::from(*usage);
+                    }
+                    if let Some(h) = &self.hook {
+                        *id = h.conversation.id.clone();
+                    }
+                }
+                StreamEvent::Usage(u) => self.guard.usage = Usage::from(*u),
+                StreamEvent::Finish { .. } => *finished = true,
+                StreamEvent::Error(e) => *failed = Some(e.message.clone()),
+                _ => {}
+            }
+            let frames = encoder.frames(&ev);
+            if let Some(h) = &self.hook {
+                for f in frames
+                    .iter()
+                    .filter(|f| f.starts_with("event: response.completed"))
+                {
+                    let data = f.lines().find_map(|l| l.strip_prefix("data: "));
+                    if let Some(v) = data.and_then(|d| serde_json::from_str::<Value>(d).ok()) {
+                        h.conversation.save(&h.store, &v["response"]);
+                    }
+                }
+            }
+            out.extend(frames);
+        }
+        if !out.is_empty() {
+            self.ready.push_back(formats::sse::to_bytes(out));
+        }
+    }
+
+    fn observe_and_queue(&mut self, event: Bytes) {
+        match &mut self.pipe {
+            Pipe::OpenAi { strip_usage_only } => {
+                let strip = *strip_usage_only;
+                let mut forward = true;
+                for line in event.split(|b| *b == b'\n') {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let Some(data) = line.strip_prefix(b"data:") else {
+                        continue;
+                    };
+                    let data = data.strip_prefix(b" ").unwrap_or(data);
+                    if data == b"[DONE]" {
+                        self.done_seen = true;
+                    } else if let Some(found) = super::usage::from_openai_chunk(data) {
+                        self.guard.usage = found.usage;
+                        if found.usage_only && strip {
+                            forward = false;
+                        }
+                    }
+                }
+                if forward {
+                    self.ready.push_back(event);
+                }
+            }
+            Pipe::Same { tap, .. } => {
+                let seen = tap.observe(&event);
+                self.guard.usage = Usage::from(tap.usage());
+                match (seen, &self.hook) {
+                    (Observed::Lifecycle { kind, event: mut v }, Some(h)) => {
+                        // The gateway's id, so a follow-up finds this conversation.
+                        if let Some(r) = v.get_mut("response").filter(|r| r.is_object()) {
+                            r["id"] = Value::String(h.conversation.id.clone());
+                        }
+                        if kind == "response.completed" {
+                            h.conversation.save(&h.store, &v["response"]);
+                        }
+                        self.ready
+                            .push_back(Bytes::from(formats::sse::named(&kind, &v)));
+                    }
+                    _ => self.ready.push_back(event),
+                }
+            }
+            Pipe::Translate { .. } => {}
         }
     }
 
     fn fail(&mut self, message: String) {
-        let body = serde_json::json!({
-            "error": {"message": message, "type": "upstream_error", "code": "stream_interrupted"}
-        });
-        self.ready
-            .push_back(Bytes::from(format!("data: {body}\n\n")));
+        match &mut self.pipe {
+            Pipe::OpenAi { .. } => {
+                let body = serde_json::json!({
+                    "error": {"message": message, "type": "upstream_error", "code": "stream_interrupted"}
+                });
+                self.ready
+                    .push_back(Bytes::from(format!("data: {body}\n\n")));
+            }
+            Pipe::Same {
+                tap, client, ctx, ..
+            } => {
+                if !tap.done() {
+                    let e = ErrorInfo::new(ErrorKind::Upstream, 502, message.clone());
+                    self.ready
+                        .push_back(formats::stream_error_frame(*client, ctx, &e));
+                }
+            }
+            Pipe::Translate { encoder, .. } => {
+                if !encoder.is_done() {
+                    let e = ErrorInfo::new(ErrorKind::Upstream, 502, message.clone());
+                    let frames = encoder.push(&StreamEvent::Error(e));
+                    self.ready.push_back(frames);
+                }
+            }
+        }
         self.finished = true;
         self.guard.finish("upstream_error", Some(message));
     }

@@ -21,6 +21,19 @@ pub struct Usage {
     pub reasoning_tokens: u64,
 }
 
+impl From<crate::formats::canonical::Usage> for Usage {
+    /// Canonical input excludes cache reads and writes; here input is the
+    /// whole prompt (OpenAI's meaning), of which `cached_tokens` were reads.
+    fn from(u: crate::formats::canonical::Usage) -> Usage {
+        Usage {
+            input_tokens: u.prompt_total(),
+            output_tokens: u.output_tokens,
+            cached_tokens: u.cache_read_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct OpenAiUsage {

@@ -6,8 +6,15 @@
 //! after two chunks without [DONE]), `slow-stream` (10 chunks, 150 ms apart).
 //! A key containing "bad" gets 401. Calls are counted per model.
 //! The same server also speaks Anthropic Messages (`POST /v1/messages`, base
-//! URL `native_base_url()`) and Gemini (`POST /v1beta/models/{m}:generateContent`
-//! and `:streamGenerateContent?alt=sse`), each with `fail-429` and streaming.
+//! URL `native_base_url()`), Gemini (`POST /v1beta/models/{m}:generateContent`
+//! and `:streamGenerateContent?alt=sse`) and OpenAI Responses (`POST
+//! /v1/responses`), each streaming or not, by model name: `fail-429`,
+//! `fail-500`, `fail-context` (400 in the format's words), `tool-call` (one
+//! call to the first declared tool, its arguments split over several deltas),
+//! `thinking` (Anthropic: a signed thinking block, then text),
+//! `overloaded-stream` (Anthropic: 200, then an error as the first event) and
+//! `mid-error…` (some text, then an error event). The raw bodies and headers
+//! of those calls are kept (`raw_bodies`, `headers`).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -29,6 +36,9 @@ pub struct Seen {
     /// Streams whose body was dropped before it ended (the client went away).
     pub streams_dropped: AtomicU64,
     pub streams_finished: AtomicU64,
+    /// Bodies as sent, and request headers (Anthropic, Gemini and Responses routes).
+    pub raw_bodies: Mutex<Vec<bytes::Bytes>>,
+    pub headers: Mutex<Vec<HeaderMap>>,
 }
 
 #[derive(Clone)]
@@ -53,6 +63,7 @@ impl FakeUpstream {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/messages", post(anthropic))
             .route("/v1beta/models/{target}", post(gemini))
+            .route("/v1/responses", post(responses))
             .with_state(seen.clone());
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -88,6 +99,27 @@ impl FakeUpstream {
             .last()
             .cloned()
             .unwrap_or(Value::Null)
+    }
+
+    pub fn last_raw_body(&self) -> bytes::Bytes {
+        self.seen
+            .raw_bodies
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        self.seen
+            .headers
+            .lock()
+            .unwrap()
+            .last()
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 
     pub fn last_auth(&self) -> String {
@@ -406,56 +438,191 @@ fn sse(frames: Vec<String>) -> Response {
         .unwrap()
 }
 
+/// Counts the call and keeps its body and headers; the parsed body.
+fn note(seen: &Seen, model: &str, headers: &HeaderMap, raw: &bytes::Bytes, auth: String) -> Value {
+    *seen
+        .calls
+        .lock()
+        .unwrap()
+        .entry(model.to_string())
+        .or_default() += 1;
+    let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+    seen.bodies.lock().unwrap().push(body.clone());
+    seen.raw_bodies.lock().unwrap().push(raw.clone());
+    seen.headers.lock().unwrap().push(headers.clone());
+    seen.auth.lock().unwrap().push(auth);
+    body
+}
+
+fn header_of(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"type": "error", "error": {"type": kind, "message": message}})),
+    )
+        .into_response()
+}
+
 async fn anthropic(
     State(seen): State<Arc<Seen>>,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    raw: bytes::Bytes,
 ) -> Response {
-    let model = body["model"].as_str().unwrap_or("").to_string();
-    seen.record(&model, &body, &headers, "x-api-key");
-    if model == "fail-429" {
-        let mut r = (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(json!({"type": "error", "error": {"type": "rate_limit_error", "message": "Number of requests has exceeded your rate limit"}})),
-        )
-            .into_response();
-        r.headers_mut().insert("retry-after", "7".parse().unwrap());
-        return r;
+    let model = serde_json::from_slice::<Value>(&raw).unwrap_or(Value::Null)["model"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let key = header_of(&headers, "x-api-key");
+    let body = note(&seen, &model, &headers, &raw, format!("x-api-key {key}"));
+    match model.as_str() {
+        "fail-429" => {
+            let mut r = anthropic_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "Number of requests has exceeded your rate limit",
+            );
+            r.headers_mut().insert("retry-after", "7".parse().unwrap());
+            return r;
+        }
+        "fail-500" => {
+            return anthropic_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "Internal server error",
+            )
+        }
+        "fail-context" => {
+            return anthropic_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "prompt is too long: 210000 tokens > 200000 maximum",
+            )
+        }
+        _ => {}
     }
     let text = format!("echo: {}", last_text(body.get("messages"), "content"));
-    if body["stream"].as_bool() != Some(true) {
-        return Json(json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null,
-            "usage": {"input_tokens": 9, "output_tokens": 4, "cache_read_input_tokens": 2}}))
+    let tool = body["tools"][0]["name"]
+        .as_str()
+        .unwrap_or("read_file")
+        .to_string();
+    let stream = body["stream"].as_bool() == Some(true);
+    let usage = json!({"input_tokens": 9, "output_tokens": 4, "cache_read_input_tokens": 2});
+    if !stream {
+        let (content, stop) = match model.as_str() {
+            "tool-call" => (
+                json!([{"type": "text", "text": "Reading it."},
+                       {"type": "tool_use", "id": "toolu_fake_1", "name": tool, "input": {"path": "src/main.rs"}}]),
+                "tool_use",
+            ),
+            "thinking" => (
+                json!([{"type": "thinking", "thinking": "Let me think.", "signature": "sig-anthropic-1"},
+                       {"type": "text", "text": text}]),
+                "end_turn",
+            ),
+            _ => (json!([{"type": "text", "text": text}]), "end_turn"),
+        };
+        return Json(
+            json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage}),
+        )
         .into_response();
     }
     let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let mut frames = vec![
-        ev(
-            "message_start",
-            json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message",
-            "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 9, "output_tokens": 1}}}),
-        ),
+    if model == "overloaded-stream" {
+        return sse(vec![ev(
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        )]);
+    }
+    let mut frames = vec![ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message",
+        "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": 9, "output_tokens": 1, "cache_read_input_tokens": 2}}}),
+    )];
+    let mut index = 0;
+    let block_start = |index: usize, block: Value| {
         ev(
             "content_block_start",
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        ),
-        ev("ping", json!({"type": "ping"})),
-    ];
-    for piece in [text.as_str(), "[0]", "[1]"] {
-        frames.push(ev(
+            json!({"type": "content_block_start", "index": index, "content_block": block}),
+        )
+    };
+    let delta = |index: usize, d: Value| {
+        ev(
             "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": piece}}),
+            json!({"type": "content_block_delta", "index": index, "delta": d}),
+        )
+    };
+    let stop = |index: usize| {
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        )
+    };
+    if model == "thinking" {
+        frames.push(block_start(
+            index,
+            json!({"type": "thinking", "thinking": "", "signature": ""}),
         ));
+        for piece in ["Let me ", "think."] {
+            frames.push(delta(
+                index,
+                json!({"type": "thinking_delta", "thinking": piece}),
+            ));
+        }
+        frames.push(delta(
+            index,
+            json!({"type": "signature_delta", "signature": "sig-anthropic-1"}),
+        ));
+        frames.push(stop(index));
+        index += 1;
+    }
+    frames.push(block_start(index, json!({"type": "text", "text": ""})));
+    frames.push(ev("ping", json!({"type": "ping"})));
+    let pieces: Vec<String> = if model == "tool-call" {
+        vec!["Reading it.".into()]
+    } else {
+        vec![text.clone(), "[0]".into(), "[1]".into()]
+    };
+    for piece in pieces {
+        frames.push(delta(index, json!({"type": "text_delta", "text": piece})));
+    }
+    if model.starts_with("mid-error") {
+        frames.push(ev(
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        ));
+        return sse(frames);
+    }
+    frames.push(stop(index));
+    let mut reason = "end_turn";
+    if model == "tool-call" {
+        index += 1;
+        frames.push(block_start(
+            index,
+            json!({"type": "tool_use", "id": "toolu_fake_1", "name": tool, "input": {}}),
+        ));
+        for piece in ["{\"pa", "th\":\"src/m", "ain.rs\"}"] {
+            frames.push(delta(
+                index,
+                json!({"type": "input_json_delta", "partial_json": piece}),
+            ));
+        }
+        frames.push(stop(index));
+        reason = "tool_use";
     }
     frames.push(ev(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": reason, "stop_sequence": null}, "usage": {"output_tokens": 3}}),
     ));
-    frames.push(ev("message_delta", json!({"type": "message_delta",
-        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}})));
     frames.push(ev("message_stop", json!({"type": "message_stop"})));
     sse(frames)
 }
@@ -464,22 +631,57 @@ async fn gemini(
     State(seen): State<Arc<Seen>>,
     axum::extract::Path(target): axum::extract::Path<String>,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    raw: bytes::Bytes,
 ) -> Response {
     let (model, action) = target.rsplit_once(':').unwrap_or((target.as_str(), ""));
-    seen.record(model, &body, &headers, "x-goog-api-key");
-    if model == "fail-429" {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Resource has been exhausted (e.g. check quota)."}})),
+    let key = header_of(&headers, "x-goog-api-key");
+    let body = note(
+        &seen,
+        model,
+        &headers,
+        &raw,
+        format!("x-goog-api-key {key}"),
+    );
+    let gerror = |status: StatusCode, s: &str, message: &str| {
+        (
+            status,
+            Json(json!({"error": {"code": status.as_u16(), "status": s, "message": message}})),
         )
-            .into_response();
+            .into_response()
+    };
+    match model {
+        "fail-429" => {
+            return gerror(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RESOURCE_EXHAUSTED",
+                "Resource has been exhausted (e.g. check quota).",
+            )
+        }
+        "fail-500" => return gerror(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error"),
+        "fail-context" => {
+            return gerror(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+            )
+        }
+        _ => {}
     }
     let text = format!("echo: {}", last_text(body.get("contents"), "parts"));
-    let usage = json!({"promptTokenCount": 9, "candidatesTokenCount": 4, "totalTokenCount": 13});
+    let tool = body["tools"][0]["functionDeclarations"][0]["name"]
+        .as_str()
+        .unwrap_or("read_file")
+        .to_string();
+    let usage = json!({"promptTokenCount": 9, "candidatesTokenCount": 4, "totalTokenCount": 13,
+        "cachedContentTokenCount": 2});
     if action == "generateContent" {
+        let parts = if model == "tool-call" {
+            json!([{"functionCall": {"name": tool, "args": {"path": "src/main.rs"}}}])
+        } else {
+            json!([{"text": text}])
+        };
         return Json(
-            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+            json!({"candidates": [{"content": {"role": "model", "parts": parts},
             "finishReason": "STOP", "index": 0}], "usageMetadata": usage, "modelVersion": model}),
         )
         .into_response();
@@ -494,9 +696,151 @@ async fn gemini(
         }
         format!("data: {c}\r\n\r\n")
     };
-    sse(vec![
-        chunk(json!([{"text": text}]), None, None),
-        chunk(json!([{"text": "[0]"}]), None, None),
-        chunk(json!([{"text": "[1]"}]), Some("STOP"), Some(&usage)),
-    ])
+    match model {
+        "tool-call" => sse(vec![
+            chunk(json!([{"text": "Reading it."}]), None, None),
+            chunk(
+                json!([{"functionCall": {"name": tool, "args": {"path": "src/main.rs"}}}]),
+                Some("STOP"),
+                Some(&usage),
+            ),
+        ]),
+        m if m.starts_with("mid-error") => sse(vec![
+            chunk(json!([{"text": text}]), None, None),
+            "data: {\"error\":{\"code\":503,\"status\":\"UNAVAILABLE\",\"message\":\"The model is overloaded.\"}}\r\n\r\n".into(),
+        ]),
+        _ => sse(vec![
+            chunk(json!([{"text": text}]), None, None),
+            chunk(json!([{"text": "[0]"}]), None, None),
+            chunk(json!([{"text": "[1]"}]), Some("STOP"), Some(&usage)),
+        ]),
+    }
+}
+
+/// OpenAI Responses (`POST /v1/responses`): the same id every time, so the
+/// gateway's own ids can be told apart.
+async fn responses(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    raw: bytes::Bytes,
+) -> Response {
+    let model = serde_json::from_slice::<Value>(&raw).unwrap_or(Value::Null)["model"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let auth = header_of(&headers, "authorization");
+    let body = note(&seen, &model, &headers, &raw, auth);
+    if model == "fail-429" {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Rate limit reached",
+            "rate_limit_exceeded",
+        );
+    }
+    // The text of the last input message.
+    let last = body["input"].as_array().and_then(|i| {
+        i.iter()
+            .rev()
+            .find(|it| it["role"] == "user" || it["type"] == "message")
+    });
+    let prompt = match last.map(|m| &m["content"]) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => body["input"].as_str().unwrap_or("").to_string(),
+    };
+    let text = format!("echo: {prompt}");
+    let tool = body["tools"][0]["name"]
+        .as_str()
+        .unwrap_or("read_file")
+        .to_string();
+    let item = if model == "tool-call" {
+        json!({"type": "function_call", "id": "fc_up_1", "call_id": "call_up_1", "name": tool,
+               "arguments": "{\"path\":\"src/main.rs\"}", "status": "completed"})
+    } else {
+        json!({"type": "message", "id": "msg_up_1", "role": "assistant", "status": "completed",
+               "content": [{"type": "output_text", "text": text, "annotations": []}]})
+    };
+    let usage = json!({"input_tokens": 12, "input_tokens_details": {"cached_tokens": 5},
+        "output_tokens": 6, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 18});
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({"id": "resp_upstream_fixed", "object": "response", "created_at": 1_700_000_000,
+               "status": status, "model": model, "output": output, "usage": usage})
+    };
+    if body["stream"].as_bool() != Some(true) {
+        return Json(response("completed", json!([item]), usage)).into_response();
+    }
+    let mut seq = 0;
+    let mut frames = Vec::new();
+    let mut ev = |ty: &str, mut data: Value| {
+        data["type"] = json!(ty);
+        data["sequence_number"] = json!(seq);
+        seq += 1;
+        frames.push(format!("event: {ty}\ndata: {data}\n\n"));
+    };
+    ev(
+        "response.created",
+        json!({"response": response("in_progress", json!([]), Value::Null)}),
+    );
+    ev(
+        "response.in_progress",
+        json!({"response": response("in_progress", json!([]), Value::Null)}),
+    );
+    if model == "tool-call" {
+        let mut added = item.clone();
+        added["arguments"] = json!("");
+        added["status"] = json!("in_progress");
+        ev(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": added}),
+        );
+        for piece in ["{\"pa", "th\":\"src/m", "ain.rs\"}"] {
+            ev(
+                "response.function_call_arguments.delta",
+                json!({"item_id": "fc_up_1", "output_index": 0, "delta": piece}),
+            );
+        }
+        ev(
+            "response.function_call_arguments.done",
+            json!({"item_id": "fc_up_1", "output_index": 0, "arguments": "{\"path\":\"src/main.rs\"}"}),
+        );
+    } else {
+        ev(
+            "response.output_item.added",
+            json!({"output_index": 0,
+            "item": {"type": "message", "id": "msg_up_1", "role": "assistant", "status": "in_progress", "content": []}}),
+        );
+        ev(
+            "response.content_part.added",
+            json!({"item_id": "msg_up_1", "output_index": 0, "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": []}}),
+        );
+        for piece in [text.as_str(), "[0]", "[1]"] {
+            ev(
+                "response.output_text.delta",
+                json!({"item_id": "msg_up_1", "output_index": 0, "content_index": 0, "delta": piece}),
+            );
+        }
+        let full = format!("{text}[0][1]");
+        ev(
+            "response.output_text.done",
+            json!({"item_id": "msg_up_1", "output_index": 0, "content_index": 0, "text": full}),
+        );
+    }
+    let mut done = item.clone();
+    if model != "tool-call" {
+        done["content"][0]["text"] = json!(format!("{text}[0][1]"));
+    }
+    ev(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": done}),
+    );
+    ev(
+        "response.completed",
+        json!({"response": response("completed", json!([done]), usage)}),
+    );
+    sse(frames)
 }
