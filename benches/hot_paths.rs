@@ -126,6 +126,7 @@ fn registry_with_combo() -> (Registry, tempfile::TempDir) {
         source: "bench".into(),
         created_ms: 0,
         revoked_ms: None,
+        scopes: omniroute::access::Scopes::inference(),
         hash: hex::encode(omniroute::registry::hash_key("sk-bench-key-0123456789")),
     };
     let combo = Combo {

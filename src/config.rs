@@ -58,9 +58,10 @@ pub struct ServerSection {
     /// Address to bind (default 127.0.0.1; `--host` wins over this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Client keys accepted in addition to generated ones (stored hashed).
+    /// Client keys accepted in addition to generated ones (stored hashed):
+    /// a string (scope `inference`) or `{ key = "...", scopes = ["admin"], label = "..." }`.
     #[serde(default)]
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<KeyEntry>,
     /// Set false to accept requests without a client key; only allowed when bound to loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_api_key: Option<bool>,
@@ -79,6 +80,58 @@ pub struct ServerSection {
     /// Interval of SSE keep-alive comments while an upstream stream is silent, e.g. "15s".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<String>,
+    /// Host names (besides localhost and loopback addresses) requests may be
+    /// addressed to; `*.example.com` matches subdomains. Guards against DNS rebinding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (besides pages on localhost and this gateway's own)
+    /// allowed to call the gateway, e.g. "https://app.example.com".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+}
+
+/// A client key in `server.api_keys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum KeyEntry {
+    /// The key alone: scope `inference`.
+    Plain(String),
+    /// The key with its scopes and a label.
+    Scoped {
+        key: String,
+        /// `inference`, `read`, `admin` (admin implies the others).
+        scopes: Vec<crate::access::Scope>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    },
+}
+
+impl KeyEntry {
+    pub fn value(&self) -> &str {
+        match self {
+            KeyEntry::Plain(k) | KeyEntry::Scoped { key: k, .. } => k.trim(),
+        }
+    }
+
+    pub fn scopes(&self) -> crate::access::Scopes {
+        match self {
+            KeyEntry::Plain(_) => crate::access::Scopes::inference(),
+            KeyEntry::Scoped { scopes, .. } => crate::access::Scopes::of(scopes),
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        match self {
+            KeyEntry::Scoped { label: Some(l), .. } => l,
+            _ => "config",
+        }
+    }
+}
+
+impl From<String> for KeyEntry {
+    fn from(k: String) -> KeyEntry {
+        KeyEntry::Plain(k)
+    }
 }
 
 /// `[[providers]]`: a catalog provider to adjust or a custom one (any base URL).
@@ -178,9 +231,14 @@ impl FileConfig {
             return Err("server.max_body_bytes must be positive".into());
         }
         for (i, key) in self.server.api_keys.iter().enumerate() {
-            if key.trim().len() < 8 {
+            if key.value().len() < 8 {
                 return Err(format!(
                     "server.api_keys[{i}] is too short (at least 8 characters)"
+                ));
+            }
+            if key.scopes().is_empty() {
+                return Err(format!(
+                    "server.api_keys[{i}]: scopes is empty; name at least one of inference, read, admin"
                 ));
             }
         }

@@ -34,6 +34,10 @@ pub struct Settings {
     pub routing_seed: Option<u64>,
     /// Client model names mapped to a model or combo (`[model_map]`).
     pub model_map: std::collections::BTreeMap<String, String>,
+    /// Names besides loopback ones that `Host` may carry (`server.allowed_hosts`).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins besides loopback pages allowed to call (`server.allowed_origins`).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -51,6 +55,8 @@ impl Settings {
             reload_interval: Duration::from_millis(250),
             routing_seed: None,
             model_map: Default::default(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! `server` (lifecycle).
 
 pub mod a2a;
+pub mod access;
 pub mod catalog;
 pub mod config;
 pub mod formats;

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use omniroute::access::{Principal, Scopes};
 use omniroute::catalog::{Tier, WireFormat};
 use omniroute::config::{self, FileConfig, ProviderEntry};
 use omniroute::gateway::{Gateway, Settings};
@@ -173,8 +174,18 @@ enum KeysCmd {
         /// Use this key value instead of generating one.
         #[arg(long)]
         key: Option<String>,
+        /// What the key may do: inference (default), read, admin; comma-separated.
+        #[arg(long, default_value = "inference", value_parser = parse_scopes)]
+        scope: Scopes,
     },
     List,
+    /// Replace a key's scopes (by id or hint).
+    Scope {
+        id: String,
+        /// inference, read, admin; comma-separated.
+        #[arg(long, value_parser = parse_scopes)]
+        scope: Scopes,
+    },
     /// Revoke a key by id or hint.
     Revoke {
         id: String,
@@ -406,7 +417,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Budgets(cmd)) => budgets(&gw, cmd, cli.json).await,
         Some(Command::Quota { provider }) => {
-            let q = ops::quota::check_quota(&gw, ops::quota::QuotaQuery { provider }).await?;
+            let q = ops::quota::check_quota(
+                &gw,
+                ops::quota::QuotaQuery { provider },
+                &Principal::operator(),
+            )
+            .await?;
             if cli.json {
                 return print_json(&q);
             }
@@ -466,6 +482,8 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     if let Some(f) = file {
         s.model_map = f.model_map.clone();
     }
+    s.allowed_hosts = server.allowed_hosts.clone();
+    s.allowed_origins = server.allowed_origins.clone();
     let dur = |key: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
         v.as_deref()
             .map(|v| config::parse_duration(key, v).map_err(anyhow::Error::msg))
@@ -545,44 +563,80 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
+fn parse_scopes(s: &str) -> std::result::Result<Scopes, String> {
+    Scopes::parse(s)
+}
+
 async fn keys(gw: &Gateway, cmd: KeysCmd, json: bool) -> Result<()> {
     match cmd {
         KeysCmd::Create {
             label,
             key: Some(value),
+            scope,
         } => {
             if value.trim().len() < 8 {
                 bail!("--key must be at least 8 characters");
             }
             let cfg = FileConfig {
                 server: config::ServerSection {
-                    api_keys: vec![value],
+                    api_keys: vec![config::KeyEntry::Scoped {
+                        key: value,
+                        scopes: scope.list(),
+                        label,
+                    }],
                     ..Default::default()
                 },
                 ..Default::default()
             };
             let report = ops::apply::apply_config(gw, &cfg).await?;
-            let _ = label;
             println!(
                 "{}",
                 if report.keys_added == 1 {
-                    "key stored"
+                    format!("key stored with scopes {}", scope.to_text())
+                } else if report.keys_changed == 1 {
+                    format!(
+                        "key was already stored; its scopes are now {}",
+                        scope.to_text()
+                    )
                 } else {
-                    "key was already stored"
+                    "key was already stored".to_string()
                 }
             );
         }
-        KeysCmd::Create { label, key: None } => {
-            let created =
-                ops::keys::create_key(gw, ops::keys::CreateKeyInput { label }, Actor::Cli).await?;
+        KeysCmd::Create {
+            label,
+            key: None,
+            scope,
+        } => {
+            let created = ops::keys::create_key(
+                gw,
+                ops::keys::CreateKeyInput {
+                    label,
+                    scopes: Some(scope),
+                },
+                Actor::Cli,
+            )
+            .await?;
             if json {
                 print_json(&created)?;
             } else {
                 println!(
-                    "created key {} (label {}); shown once:\n{}",
-                    created.id, created.label, created.key
+                    "created key {} (label {}, scopes {}); shown once:\n{}",
+                    created.id,
+                    created.label,
+                    created.scopes.to_text(),
+                    created.key
                 );
             }
+        }
+        KeysCmd::Scope { id, scope } => {
+            let row = ops::keys::set_key_scopes(gw, &id, scope, Actor::Cli).await?;
+            println!(
+                "key {} ({}) now has scopes {}",
+                row.id,
+                row.hint,
+                row.scopes.to_text()
+            );
         }
         KeysCmd::List => {
             let rows = ops::keys::list_keys(gw).await?;
@@ -590,8 +644,8 @@ async fn keys(gw: &Gateway, cmd: KeysCmd, json: bool) -> Result<()> {
                 return print_json(&rows);
             }
             println!(
-                "{:<18} {:<16} {:<14} {:<10} STATUS",
-                "ID", "HINT", "LABEL", "SOURCE"
+                "{:<18} {:<16} {:<14} {:<10} {:<16} STATUS",
+                "ID", "HINT", "LABEL", "SOURCE", "SCOPES"
             );
             for r in rows {
                 let status = if r.revoked_ms.is_some() {
@@ -600,8 +654,12 @@ async fn keys(gw: &Gateway, cmd: KeysCmd, json: bool) -> Result<()> {
                     "active"
                 };
                 println!(
-                    "{:<18} {:<16} {:<14} {:<10} {status}",
-                    r.id, r.hint, r.label, r.source
+                    "{:<18} {:<16} {:<14} {:<10} {:<16} {status}",
+                    r.id,
+                    r.hint,
+                    r.label,
+                    r.source,
+                    r.scopes.to_text()
                 );
             }
         }
@@ -883,7 +941,7 @@ async fn budgets(gw: &Gateway, cmd: BudgetsCmd, json: bool) -> Result<()> {
     use omniroute::routing::budget::{BudgetScope, Period};
     match cmd {
         BudgetsCmd::List => {
-            let q = ops::quota::check_quota(gw, Default::default()).await?;
+            let q = ops::quota::check_quota(gw, Default::default(), &Principal::operator()).await?;
             if json {
                 return print_json(&q.budgets);
             }
@@ -942,7 +1000,12 @@ async fn usage(gw: &Gateway, since: String, by: GroupBy, json: bool) -> Result<(
         GroupBy::Key => UsageGroup::Key,
         GroupBy::Day => UsageGroup::Day,
     };
-    let report = ops::usage::usage_summary(gw, ops::usage::UsageQuery { since, group_by }).await?;
+    let report = ops::usage::usage_summary(
+        gw,
+        ops::usage::UsageQuery { since, group_by },
+        &Principal::operator(),
+    )
+    .await?;
     if json {
         return print_json(&report);
     }

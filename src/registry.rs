@@ -67,6 +67,7 @@ impl Account {
 pub struct KeyInfo {
     pub id: String,
     pub label: String,
+    pub scopes: crate::access::Scopes,
 }
 
 /// One concrete thing a request can be sent to.
@@ -261,6 +262,7 @@ impl Registry {
                         KeyInfo {
                             id: key.id,
                             label: key.label,
+                            scopes: key.scopes,
                         },
                     );
                 }

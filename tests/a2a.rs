@@ -14,8 +14,8 @@ const OTHER_KEY: &str = "sk-other-456";
 
 fn config(base_url: &str) -> String {
     example_config(base_url).replace(
-        r#"api_keys = ["sk-test-123"]"#,
-        r#"api_keys = ["sk-test-123", "sk-other-456"]"#,
+        r#"api_keys = [{ key = "sk-test-123", scopes = ["admin"] }]"#,
+        r#"api_keys = [{ key = "sk-test-123", scopes = ["admin"] }, { key = "sk-other-456", scopes = ["admin"] }]"#,
     )
 }
 
@@ -697,9 +697,13 @@ async fn skills_answer_through_the_operations_layer() {
         v["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
         "{v}"
     );
-    let q = omniroute::ops::quota::check_quota(&gw.gw, Default::default())
-        .await
-        .unwrap();
+    let q = omniroute::ops::quota::check_quota(
+        &gw.gw,
+        Default::default(),
+        &omniroute::access::Principal::operator(),
+    )
+    .await
+    .unwrap();
     assert_eq!(q.budgets.len(), 1);
     assert_eq!(q.budgets[0].rule.limit_usd, Some(20.0));
     assert_eq!(v["result"]["task"]["metadata"]["skill"], "quota-management");

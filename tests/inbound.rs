@@ -205,6 +205,7 @@ async fn errors_come_back_in_anthropic_shape() {
     let r = client()
         .post(gw.url("/v1/messages"))
         .header("x-api-key", CLIENT_KEY)
+        .header("content-type", "application/json")
         .body("{nope")
         .send()
         .await

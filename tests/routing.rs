@@ -231,9 +231,13 @@ async fn a_tiny_key_budget_skips_paid_tiers() {
     assert_eq!(r.status(), 429);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "budget_exhausted");
-    let q = ops::quota::check_quota(&gw.gw, Default::default())
-        .await
-        .unwrap();
+    let q = ops::quota::check_quota(
+        &gw.gw,
+        Default::default(),
+        &omniroute::access::Principal::operator(),
+    )
+    .await
+    .unwrap();
     let b = q
         .budgets
         .iter()

@@ -82,8 +82,13 @@ pub fn agent_card(base_url: &str) -> Value {
     })
 }
 
-/// The base URL a client reached us by, from its request.
-pub fn base_url(headers: &axum::http::HeaderMap, fallback: &str) -> String {
+/// The base URL a client reached us by, from its request, when `trusted`
+/// says the name is this gateway's own; else `fallback`.
+pub fn base_url(
+    headers: &axum::http::HeaderMap,
+    fallback: &str,
+    trusted: impl Fn(&str) -> bool,
+) -> String {
     let h = |name: &str| {
         headers
             .get(name)
@@ -93,7 +98,9 @@ pub fn base_url(headers: &axum::http::HeaderMap, fallback: &str) -> String {
     };
     let proto = h("x-forwarded-proto").unwrap_or("http");
     match h("x-forwarded-host").or_else(|| h("host")) {
-        Some(host) if host.chars().all(|c| c.is_ascii_graphic()) => format!("{proto}://{host}"),
+        Some(host) if host.chars().all(|c| c.is_ascii_graphic()) && trusted(host) => {
+            format!("{proto}://{host}")
+        }
         _ => fallback.to_string(),
     }
 }
@@ -179,7 +186,8 @@ mod tests {
         assert_eq!(c["skills"].as_array().unwrap().len(), 5);
         let mut h = axum::http::HeaderMap::new();
         h.insert("host", "127.0.0.1:9".parse().unwrap());
-        assert_eq!(base_url(&h, "x"), "http://127.0.0.1:9");
-        assert_eq!(base_url(&Default::default(), "x"), "x");
+        assert_eq!(base_url(&h, "x", |_| true), "http://127.0.0.1:9");
+        assert_eq!(base_url(&h, "x", |_| false), "x");
+        assert_eq!(base_url(&Default::default(), "x", |_| true), "x");
     }
 }

@@ -46,6 +46,10 @@ pub enum RpcError {
     ExtensionRequired(String),
     #[error("A2A version {0:?} is not supported; this agent speaks 1.0 and 0.3")]
     VersionNotSupported(String),
+    /// The client key lacks the scope the skill needs (JSON-RPC leaves
+    /// -32000..-32099 to servers; A2A uses -32001..-32009).
+    #[error("Forbidden: {0}")]
+    Forbidden(String),
 }
 
 impl RpcError {
@@ -65,6 +69,7 @@ impl RpcError {
             RpcError::ExtendedCardNotConfigured => -32007,
             RpcError::ExtensionRequired(_) => -32008,
             RpcError::VersionNotSupported(_) => -32009,
+            RpcError::Forbidden(_) => -32000,
         }
     }
 
@@ -80,6 +85,7 @@ impl RpcError {
             RpcError::ExtendedCardNotConfigured => "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
             RpcError::ExtensionRequired(_) => "EXTENSION_SUPPORT_REQUIRED",
             RpcError::VersionNotSupported(_) => "VERSION_NOT_SUPPORTED",
+            RpcError::Forbidden(_) => "INSUFFICIENT_SCOPE",
             _ => return None,
         })
     }

@@ -78,7 +78,7 @@ fn account_line(a: &AccountQuota) -> String {
     s
 }
 
-pub async fn quota(gw: &Gateway, req: QuotaRequest) -> Outcome {
+pub async fn quota(gw: &Gateway, req: QuotaRequest, who: &crate::access::Principal) -> Outcome {
     if req.action == QuotaAction::SetBudget {
         return set_budget(gw, req).await;
     }
@@ -87,6 +87,7 @@ pub async fn quota(gw: &Gateway, req: QuotaRequest) -> Outcome {
         QuotaQuery {
             provider: req.provider.clone(),
         },
+        who,
     )
     .await
     {

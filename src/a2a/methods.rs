@@ -5,7 +5,7 @@ use super::jsonrpc::{self, Id, RpcError};
 use super::runner::{self, Started};
 use super::skills::{self, Request as SkillRequest};
 use super::wire::{self, Dialect, TaskEvent};
-use super::{card, Agent};
+use super::Agent;
 use crate::http::Caller;
 use crate::ops::tasks::{self, Task, TaskQuery, TaskState, TaskStatus};
 use crate::ops::OpsError;
@@ -31,7 +31,7 @@ enum Answer {
 struct Ctx {
     agent: Arc<Agent>,
     owner: String,
-    key_id: Option<String>,
+    who: crate::access::Principal,
     dialect: Dialect,
     headers: HeaderMap,
 }
@@ -101,7 +101,7 @@ pub async fn handle(State(agent): State<Arc<Agent>>, req: Request) -> Response {
     let ctx = Ctx {
         agent,
         owner: caller.key_id.clone().unwrap_or_default(),
-        key_id: caller.key_id,
+        who: caller,
         dialect,
         headers,
     };
@@ -139,12 +139,7 @@ async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Answer, Rpc
         "CancelTask" | "tasks/cancel" => cancel_task(ctx, params).await.map(Answer::Json),
         "SubscribeToTask" | "tasks/resubscribe" => subscribe(ctx, params).await,
         "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
-            let s = &ctx.agent.gw.settings;
-            let fallback = format!("http://{}:{}", s.host, s.port);
-            Ok(Answer::Json(card::agent_card(&card::base_url(
-                &ctx.headers,
-                &fallback,
-            ))))
+            Ok(Answer::Json(super::card_for(&ctx.agent.gw, &ctx.headers)))
         }
         "CreateTaskPushNotificationConfig"
         | "GetTaskPushNotificationConfig"
@@ -240,6 +235,12 @@ async fn start(
             metadata: Value::Object(metadata),
         },
     )?;
+    ctx.who
+        .require(
+            input.scope(),
+            &format!("the {skill} skill ({})", input.action()),
+        )
+        .map_err(|e| RpcError::Forbidden(e.to_string()))?;
     let mut task = match existing {
         Some(t) => t,
         None => Task::new(
@@ -255,7 +256,7 @@ async fn start(
         ctx.agent.gw.clone(),
         ctx.agent.live.clone(),
         ctx.owner.clone(),
-        ctx.key_id.clone(),
+        ctx.who.clone(),
         task,
         input,
         streaming,

@@ -63,7 +63,15 @@ pub fn card_routes<S: Clone + Send + Sync + 'static>(agent: Arc<Agent>) -> Route
 }
 
 async fn serve_card(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
-    let s = &agent.gw.settings;
+    axum::Json(card_for(&agent.gw, &headers)).into_response()
+}
+
+/// The card for a request: it names the address the client used only when
+/// that name is this gateway's own (never an arbitrary `Host`).
+pub(crate) fn card_for(gw: &Gateway, headers: &HeaderMap) -> serde_json::Value {
+    let s = &gw.settings;
     let fallback = format!("http://{}:{}", s.host, s.port);
-    axum::Json(card::agent_card(&card::base_url(&headers, &fallback))).into_response()
+    let hosts = crate::http::guard::HostPolicy::new(&s.host, &s.allowed_hosts, &s.allowed_origins);
+    let base = card::base_url(headers, &fallback, |h| hosts.trusts_for_links(h));
+    card::agent_card(&base)
 }

@@ -148,7 +148,7 @@ pub async fn start(
     gw: Arc<Gateway>,
     live_set: Arc<Live>,
     owner: String,
-    key_id: Option<String>,
+    who: crate::access::Principal,
     task: Task,
     input: Input,
     streaming: bool,
@@ -165,7 +165,7 @@ pub async fn start(
         streaming,
     });
     live_set.insert(live.clone());
-    tokio::spawn(run(gw, live_set, live.clone(), key_id, input));
+    tokio::spawn(run(gw, live_set, live.clone(), who, input));
     Ok(Started {
         live,
         first: task,
@@ -183,7 +183,7 @@ async fn run(
     gw: Arc<Gateway>,
     live_set: Arc<Live>,
     live: Arc<LiveTask>,
-    key_id: Option<String>,
+    who: crate::access::Principal,
     input: Input,
 ) {
     let working = live.publish(|t| {
@@ -197,7 +197,7 @@ async fn run(
     let sink = Sink { live: live.clone() };
     let outcome = tokio::select! {
         _ = live.cancel.cancelled() => None,
-        o = skills::run(gw.clone(), key_id, input, &sink) => Some(o),
+        o = skills::run(gw.clone(), who, input, &sink) => Some(o),
     };
     // Artifacts the skill returned whole are published before the final status.
     if let Some(o) = &outcome {

@@ -1,18 +1,16 @@
-//! Client-key authentication for every route but the open ones.
+//! Client-key authentication for every route but the open ones, and the
+//! scope check of the model routes.
 
 use super::error::ApiError;
 use super::AppState;
+use crate::access::{Principal, Scope};
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Who is calling, attached to the request by the auth layer.
-#[derive(Debug, Clone, Default)]
-pub struct Caller {
-    /// None when keys are not required.
-    pub key_id: Option<String>,
-}
+pub type Caller = Principal;
 
 /// The key a client presented: `Authorization: Bearer`, `x-api-key` or `x-goog-api-key`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -38,11 +36,12 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErr
     let registry = state.gw.registry();
     let known = presented_key(headers)
         .filter(|k| !k.is_empty())
-        .map(|k| registry.authenticate(k).map(|info| info.id.clone()));
+        .map(|k| registry.authenticate(k));
     match known {
-        Some(Some(id)) => Ok(Caller { key_id: Some(id) }),
-        // With keys not required (loopback only), any or no key is accepted.
-        _ if !state.gw.settings.require_api_key => Ok(Caller::default()),
+        Some(Some(info)) => Ok(Principal::key(info.id.clone(), info.scopes)),
+        // With keys not required (loopback only), any or no key is accepted
+        // and acts as the operator.
+        _ if !state.gw.settings.require_api_key => Ok(Principal::operator()),
         Some(None) => Err(ApiError::unauthorized("invalid API key")),
         None => Err(ApiError::unauthorized(
             "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` (create one with `omniroute keys create`)",
@@ -50,8 +49,40 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErr
     }
 }
 
+/// 403 in OpenAI's shape when `caller` lacks `scope` for `what`.
+pub fn require(caller: &Principal, scope: Scope, what: &str) -> Result<(), ApiError> {
+    caller.require(scope, what).map_err(|e| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "insufficient_scope",
+            e.to_string(),
+        )
+    })
+}
+
+/// Any valid key (the route checks scopes per operation).
 pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     match authorize(&state, req.headers()) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A key with the `inference` scope: the model routes.
+pub async fn require_inference(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let checked = authorize(&state, req.headers()).and_then(|caller| {
+        let what = format!("{} {}", req.method(), req.uri().path());
+        require(&caller, Scope::Inference, &what).map(|()| caller)
+    });
+    match checked {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await

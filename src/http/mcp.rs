@@ -3,24 +3,26 @@
 //! SSE, the protocol version header, and a cancellation token that is a
 //! child of the server's shutdown.
 //!
-//! In front of it, `guard`: a browser `Origin` other than localhost,
-//! 127.0.0.1 or [::1] is refused with 403 (no `Origin` is fine: not a
-//! browser); then a client key (as on `/v1`) or the local bridge token from
-//! `gateway.json` is required (401 otherwise).
+//! In front of it (after the browser guard every route has, see `guard`),
+//! `guard` here: a client key (as on `/v1`) or the local bridge token from
+//! `gateway.json` is required (401 otherwise), and a session is usable only
+//! by the key that opened it (404 for any other). Each tool checks its own
+//! scope (see `crate::mcp::access`).
 
 use super::auth::{authorize, presented_key};
 use super::error::ApiError;
 use super::{AppState, Caller};
 use crate::mcp::OmnirouteMcp;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 pub fn routes(state: &AppState) -> Router<AppState> {
     let settings = &state.gw.settings;
@@ -38,37 +40,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         Arc::new(LocalSessionManager::default()),
         config,
     );
+    let owners = Arc::new(SessionOwners::default());
     Router::new()
         .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
-}
-
-/// Is this `Origin` a page served from this machine?
-fn origin_is_local(origin: &HeaderValue) -> bool {
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let Some(rest) = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-    else {
-        return false;
-    };
-    let host = if let Some(v6) = rest.strip_prefix('[') {
-        match v6.split_once(']') {
-            Some((h, port)) if port.is_empty() || port.starts_with(':') => h,
-            _ => return false,
-        }
-    } else {
-        rest.split(':').next().unwrap_or("")
-    };
-    if rest.contains('/') {
-        return false;
-    }
-    matches!(
-        host.to_ascii_lowercase().as_str(),
-        "localhost" | "127.0.0.1" | "::1"
-    )
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), owners),
+            guard,
+        ))
 }
 
 fn same_secret(a: &str, b: &str) -> bool {
@@ -76,52 +54,94 @@ fn same_secret(a: &str, b: &str) -> bool {
     !b.is_empty() && Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
 }
 
-async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        if !origin_is_local(origin) {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "invalid_request_error",
-                "origin_not_allowed",
-                format!(
-                    "Origin {:?} is not allowed on /mcp: only pages from localhost, 127.0.0.1 or [::1] may call it",
-                    origin.to_str().unwrap_or("(not text)")
-                ),
-            )
-            .into_response();
+/// Which client key opened each session: a session id is usable only by
+/// the key that opened it (bounded; the oldest entries go first).
+#[derive(Default)]
+pub(super) struct SessionOwners {
+    inner: Mutex<Owned>,
+}
+
+/// Session id → the key that opened it, and the ids oldest first.
+type Owned = (HashMap<String, Option<String>>, VecDeque<String>);
+
+const MAX_TRACKED_SESSIONS: usize = 10_000;
+
+impl SessionOwners {
+    fn owner(&self, session: &str) -> Option<Option<String>> {
+        self.inner.lock().ok()?.0.get(session).cloned()
+    }
+
+    fn record(&self, session: String, owner: Option<String>) {
+        let Ok(mut g) = self.inner.lock() else { return };
+        let (map, order) = &mut *g;
+        if map.insert(session.clone(), owner).is_none() {
+            order.push_back(session);
+        }
+        while order.len() > MAX_TRACKED_SESSIONS {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
         }
     }
-    let local = presented_key(req.headers()).is_some_and(|k| same_secret(k, state.local_token()));
-    let caller = if local {
-        Ok(Caller::default())
-    } else {
-        authorize(&state, req.headers())
-    };
-    match caller {
-        Ok(caller) => {
-            req.extensions_mut().insert(caller);
-            next.run(req).await
+
+    fn forget(&self, session: &str) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.0.remove(session);
+            g.1.retain(|s| s != session);
         }
-        Err(e) => e.into_response(),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::origin_is_local;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn local_origins_only() {
-        let ok = |s: &'static str| origin_is_local(&HeaderValue::from_static(s));
-        assert!(ok("http://localhost:3000"));
-        assert!(ok("http://127.0.0.1"));
-        assert!(ok("https://[::1]:8443"));
-        assert!(ok("http://LOCALHOST:1"));
-        assert!(!ok("http://evil.example"));
-        assert!(!ok("http://localhost.evil.example"));
-        assert!(!ok("http://127.0.0.1.evil.example:80"));
-        assert!(!ok("null"));
-        assert!(!ok("file://"));
+async fn guard(
+    State((state, owners)): State<(AppState, Arc<SessionOwners>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let local = presented_key(req.headers()).is_some_and(|k| same_secret(k, state.local_token()));
+    let caller = if local {
+        Ok(Caller::operator())
+    } else {
+        authorize(&state, req.headers())
+    };
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let session = req
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(sid) = &session {
+        if let Some(owner) = owners.owner(sid) {
+            if owner != caller.key_id {
+                // As if it did not exist: another key's session is not yours to probe.
+                return ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    "session_not_found",
+                    "MCP session not found for this key; start one with initialize",
+                )
+                .into_response();
+            }
+        }
     }
+    let deleting = req.method() == axum::http::Method::DELETE;
+    let key_id = caller.key_id.clone();
+    req.extensions_mut().insert(caller);
+    let resp = next.run(req).await;
+    match session {
+        Some(sid) if deleting && resp.status().is_success() => owners.forget(&sid),
+        Some(_) => {}
+        None => {
+            if let Some(sid) = resp
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                owners.record(sid.to_string(), key_id);
+            }
+        }
+    }
+    resp
 }

@@ -9,6 +9,7 @@
 mod auth;
 mod chat;
 pub mod error;
+pub mod guard;
 mod mcp;
 mod models;
 mod translated;
@@ -32,6 +33,8 @@ pub struct AppState {
     local_token: Arc<str>,
     /// Cancelled when the server shuts down; long-lived streams hang off it.
     shutdown: CancellationToken,
+    /// Which `Host` and `Origin` values requests may carry.
+    pub hosts: Arc<guard::HostPolicy>,
 }
 
 struct RequestIds {
@@ -48,7 +51,13 @@ impl AppState {
             .map(|b| format!("omr-local-{}", hex::encode(b)))
             // Without randomness, no token can be trusted: make it unguessable by never matching.
             .unwrap_or_default();
+        let hosts = Arc::new(guard::HostPolicy::new(
+            &gw.settings.host,
+            &gw.settings.allowed_hosts,
+            &gw.settings.allowed_origins,
+        ));
         AppState {
+            hosts,
             gw,
             ids: Arc::new(RequestIds {
                 prefix,
@@ -89,11 +98,14 @@ pub fn router(state: AppState) -> Router {
         .route("/models", get(models::list_models))
         // Claude Code's telemetry: accepted and dropped.
         .route("/api/event_logging/batch", post(event_sink))
-        .merge(crate::a2a::rpc_routes(agent.clone()))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_key,
+            auth::require_inference,
         ));
+    // A2A checks each skill's scope itself, to answer in JSON-RPC.
+    let agent_rpc = crate::a2a::rpc_routes(agent.clone()).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), auth::require_key),
+    );
     // Routes in other formats check the key themselves, to answer in their own shape.
     let translated = Router::new()
         .route("/v1/messages", post(translated::messages))
@@ -113,8 +125,13 @@ pub fn router(state: AppState) -> Router {
         .merge(translated)
         .merge(crate::a2a::card_routes(agent))
         .merge(protected)
+        .merge(agent_rpc)
         .merge(mcp::routes(&state))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::browser_guard,
+        ))
         .with_state(state)
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

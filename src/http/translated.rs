@@ -191,14 +191,17 @@ pub(super) fn authorize(
             .find_map(|kv| kv.strip_prefix("key="))
             .map(str::to_string)
     });
-    match query_key {
+    let caller = match query_key {
         Some(k) if auth::presented_key(req.headers()).is_none() => {
             let mut headers = HeaderMap::new();
             headers.insert("x-goog-api-key", header(&k));
             auth::authorize(state, &headers)
         }
         _ => auth::authorize(state, req.headers()),
-    }
+    }?;
+    let what = format!("{} {}", req.method(), req.uri().path());
+    auth::require(&caller, crate::access::Scope::Inference, &what)?;
+    Ok(caller)
 }
 
 /// Serve one request in `inbound`'s format through the router; the proxy
@@ -250,7 +253,7 @@ pub async fn handle(state: AppState, inbound: Inbound, req: Request) -> Response
 /// request text per token), as the router estimates for budgets.
 pub async fn count_tokens(State(state): State<AppState>, req: Request) -> Response {
     let fmt = WireFormat::Anthropic;
-    if let Err(e) = auth::authorize(&state, req.headers()) {
+    if let Err(e) = authorize(&state, &req) {
         return api_error(fmt, e);
     }
     let bytes = match read_body(req, state.gw.settings.max_body_bytes).await {

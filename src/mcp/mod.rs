@@ -5,6 +5,7 @@
 //! `tools` holds the tools over the general ops, `routing_tools` those over
 //! the routing core (combos, strategies, quotas, budgets, explain, test).
 
+pub mod access;
 mod bridge;
 mod prompts;
 mod resources;
@@ -116,6 +117,14 @@ impl ServerHandler for OmnirouteMcp {
                 None,
             ));
         }
+        if let Err(denied) = access::check_tool(&access::principal(&context), &request.name) {
+            return Ok(
+                rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+                    denied.to_string(),
+                )])
+                .into(),
+            );
+        }
         let call = ToolCallContext::new(self, request, context);
         self.tool_router.call(call).await
     }
@@ -141,8 +150,14 @@ impl ServerHandler for OmnirouteMcp {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        access::principal(&context)
+            .require(
+                crate::access::Scope::Read,
+                &format!("reading {}", request.uri),
+            )
+            .map_err(|e| ErrorData::invalid_request(e.to_string(), None))?;
         resources::read(&self.gw, &request.uri)
             .await
             .map(Into::into)

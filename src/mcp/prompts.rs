@@ -119,7 +119,11 @@ impl OmnirouteMcp {
     async fn review_spend(
         &self,
         Parameters(args): Parameters<ReviewSpendArgs>,
+        ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<GetPromptResult, ErrorData> {
+        let who = super::access::principal(&ctx);
+        who.require(crate::access::Scope::Read, "the review_spend prompt")
+            .map_err(|e| ErrorData::invalid_request(e.to_string(), None))?;
         let since = args.since.unwrap_or_else(|| "7d".into());
         let report = ops::cost::cost_report(
             &self.gw,
@@ -128,6 +132,7 @@ impl OmnirouteMcp {
                 until: None,
                 max_suggestions: None,
             },
+            &who,
         )
         .await
         .map_err(|e| ErrorData::invalid_params(tool_error(e), None))?;

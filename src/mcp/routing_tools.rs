@@ -143,8 +143,9 @@ impl OmnirouteMcp {
     async fn check_quota(
         &self,
         Parameters(input): Parameters<QuotaQuery>,
+        ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<Json<QuotaReport>, String> {
-        ops::quota::check_quota(&self.gw, input)
+        ops::quota::check_quota(&self.gw, input, &super::access::principal(&ctx))
             .await
             .map(Json)
             .map_err(tool_error)

@@ -2,7 +2,6 @@
 //! of its result into structured content (or an `isError` result).
 
 use super::{tool_error, AuditOutput, ModelsOutput, OmnirouteMcp, ProvidersOutput};
-use crate::http::Caller;
 use crate::ops;
 use crate::ops::audit::AuditQuery;
 use crate::ops::cost::{CostQuery, CostReport};
@@ -13,14 +12,6 @@ use crate::ops::route::{RouteAnswer, RouteRequest};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, Json, RoleServer};
-
-/// The client key that called over HTTP (none over stdio or the local bridge).
-fn caller_key(ctx: &RequestContext<RoleServer>) -> Option<String> {
-    ctx.extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|p| p.extensions.get::<Caller>())
-        .and_then(|c| c.key_id.clone())
-}
 
 #[tool_router(router = ops_tools, vis = "pub(super)")]
 impl OmnirouteMcp {
@@ -82,8 +73,9 @@ impl OmnirouteMcp {
     async fn cost_report(
         &self,
         Parameters(q): Parameters<CostQuery>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<CostReport>, String> {
-        ops::cost::cost_report(&self.gw, q)
+        ops::cost::cost_report(&self.gw, q, &super::access::principal(&ctx))
             .await
             .map(Json)
             .map_err(tool_error)
@@ -105,7 +97,7 @@ impl OmnirouteMcp {
         Parameters(req): Parameters<RouteRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<RouteAnswer>, String> {
-        ops::route::route_chat(&self.gw, req, caller_key(&ctx))
+        ops::route::route_chat(&self.gw, req, super::access::principal(&ctx).key_id)
             .await
             .map(Json)
             .map_err(tool_error)

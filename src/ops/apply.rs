@@ -15,6 +15,9 @@ pub struct ApplyReport {
     pub providers_changed: Vec<String>,
     pub accounts_changed: Vec<String>,
     pub keys_added: usize,
+    /// Config keys whose scopes the file changed.
+    #[serde(default)]
+    pub keys_changed: usize,
     pub combos_changed: Vec<String>,
 }
 
@@ -23,6 +26,7 @@ impl ApplyReport {
         self.providers_changed.is_empty()
             && self.accounts_changed.is_empty()
             && self.keys_added == 0
+            && self.keys_changed == 0
     }
 }
 
@@ -45,7 +49,12 @@ pub async fn apply_config(gw: &Gateway, cfg: &FileConfig) -> Result<ApplyReport,
     }
     let mut key_rows = Vec::new();
     for key in &cfg.server.api_keys {
-        key_rows.push(super::keys::row_for(key.trim(), "config", "config")?);
+        key_rows.push(super::keys::row_for(
+            key.value(),
+            key.label(),
+            "config",
+            key.scopes(),
+        )?);
     }
     let cipher = gw.store.cipher().clone();
     let report = gw
@@ -118,9 +127,27 @@ pub async fn apply_config(gw: &Gateway, cfg: &FileConfig) -> Result<ApplyReport,
                 report.accounts_changed.push(row.id.clone());
             }
             for row in &key_rows {
+                // The file is the truth for the scopes of the keys it names.
+                if let Some(stored) = store::key_by_hash(tx, &row.hash)? {
+                    if stored.source == "config" && stored.scopes != row.scopes {
+                        store::set_key_scopes(tx, &stored.id, row.scopes)?;
+                        let before = serde_json::json!({"id": stored.id, "scopes": stored.scopes});
+                        let after = serde_json::json!({"id": stored.id, "scopes": row.scopes});
+                        store::audit(
+                            tx,
+                            actor,
+                            "scope",
+                            "client_key",
+                            &stored.id,
+                            Some(&before),
+                            Some(&after),
+                        )?;
+                        report.keys_changed += 1;
+                    }
+                    continue;
+                }
                 if store::insert_key(tx, row)? {
-                    let after =
-                        serde_json::json!({"id": row.id, "hint": row.hint, "label": row.label});
+                    let after = serde_json::json!({"id": row.id, "hint": row.hint, "label": row.label, "scopes": row.scopes});
                     store::audit(
                         tx,
                         actor,

@@ -3,6 +3,7 @@
 //! used, priced at the catalog's rates on the same token counts).
 
 use super::OpsError;
+use crate::access::Principal;
 use crate::gateway::Gateway;
 use crate::registry::Registry;
 use crate::store::{self, now_ms, UsageGroup, UsageLine};
@@ -81,7 +82,12 @@ pub fn parse_instant(field: &str, s: &str, now: i64) -> Result<i64, OpsError> {
     }
 }
 
-pub async fn cost_report(gw: &Gateway, q: CostQuery) -> Result<CostReport, OpsError> {
+/// Spend of every key for an admin, of its own key otherwise.
+pub async fn cost_report(
+    gw: &Gateway,
+    q: CostQuery,
+    viewer: &Principal,
+) -> Result<CostReport, OpsError> {
     let now = now_ms();
     let since_ms = parse_instant("since", &q.since, now)?;
     let until_ms = match &q.until {
@@ -93,10 +99,11 @@ pub async fn cost_report(gw: &Gateway, q: CostQuery) -> Result<CostReport, OpsEr
             "the period is empty: until ({until_ms}) is not after since ({since_ms})"
         )));
     }
+    let only = viewer.usage_filter();
     let (by_provider, by_model, by_key, by_day) = gw
         .store
         .read(move |c| {
-            let g = |group| store::usage_between(c, since_ms, until_ms, group);
+            let g = |group| store::usage_between(c, since_ms, until_ms, group, only.as_deref());
             Ok((
                 g(UsageGroup::Provider)?,
                 g(UsageGroup::Model)?,

@@ -1,6 +1,8 @@
-//! Client keys: create (shown once), list, revoke. Stored as SHA-256 only.
+//! Client keys: create (shown once) with scopes, list, change scopes,
+//! revoke. Stored as SHA-256 only.
 
 use super::{Actor, OpsError};
+use crate::access::Scopes;
 use crate::gateway::Gateway;
 use crate::store::{self, now_ms, ClientKeyRow};
 use schemars::JsonSchema;
@@ -14,6 +16,7 @@ pub struct CreatedKey {
     pub id: String,
     pub key: String,
     pub label: String,
+    pub scopes: Scopes,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -21,6 +24,9 @@ pub struct CreateKeyInput {
     /// A name to recognise the key by.
     #[serde(default)]
     pub label: Option<String>,
+    /// What the key may do (default `inference`).
+    #[serde(default)]
+    pub scopes: Option<Scopes>,
 }
 
 pub fn generate() -> Result<String, OpsError> {
@@ -40,8 +46,19 @@ fn hint(key: &str) -> String {
     )
 }
 
-pub fn row_for(key: &str, label: &str, source: &str) -> Result<ClientKeyRow, OpsError> {
+pub fn row_for(
+    key: &str,
+    label: &str,
+    source: &str,
+    scopes: Scopes,
+) -> Result<ClientKeyRow, OpsError> {
+    if scopes.is_empty() {
+        return Err(OpsError::InvalidInput(
+            "a key needs at least one scope: inference, read or admin".into(),
+        ));
+    }
     Ok(ClientKeyRow {
+        scopes,
         id: store::new_id("key")?,
         hint: hint(key),
         label: label.to_string(),
@@ -59,13 +76,14 @@ pub async fn create_key(
 ) -> Result<CreatedKey, OpsError> {
     let key = generate()?;
     let label = input.label.unwrap_or_else(|| "default".into());
-    let row = row_for(&key, &label, "generated")?;
+    let scopes = input.scopes.unwrap_or_else(Scopes::inference);
+    let row = row_for(&key, &label, "generated", scopes)?;
     let id = row.id.clone();
     let actor_s = actor.as_str();
     gw.store
         .write(move |tx| {
             store::insert_key(tx, &row)?;
-            let after = serde_json::json!({"id": row.id, "hint": row.hint, "label": row.label});
+            let after = serde_json::json!({"id": row.id, "hint": row.hint, "label": row.label, "scopes": row.scopes});
             store::audit(
                 tx,
                 actor_s,
@@ -78,7 +96,12 @@ pub async fn create_key(
         })
         .await?;
     gw.reload().await?;
-    Ok(CreatedKey { id, key, label })
+    Ok(CreatedKey {
+        id,
+        key,
+        label,
+        scopes,
+    })
 }
 
 /// On the very first start, create a key so the gateway is usable at once.
@@ -91,7 +114,8 @@ pub async fn ensure_bootstrap_key(gw: &Gateway) -> Result<Option<CreatedKey>, Op
         return Ok(None);
     }
     let key = generate()?;
-    let row = row_for(&key, "first-start", "generated")?;
+    // The first key is the operator's: it may manage the gateway.
+    let row = row_for(&key, "first-start", "generated", Scopes::admin())?;
     let id = row.id.clone();
     let created = gw
         .store
@@ -101,7 +125,7 @@ pub async fn ensure_bootstrap_key(gw: &Gateway) -> Result<Option<CreatedKey>, Op
             }
             store::insert_key(tx, &row)?;
             store::meta_set(tx, BOOTSTRAP_FLAG, &now_ms().to_string())?;
-            let after = serde_json::json!({"id": row.id, "hint": row.hint, "label": row.label});
+            let after = serde_json::json!({"id": row.id, "hint": row.hint, "label": row.label, "scopes": row.scopes});
             store::audit(
                 tx,
                 "gateway",
@@ -122,7 +146,46 @@ pub async fn ensure_bootstrap_key(gw: &Gateway) -> Result<Option<CreatedKey>, Op
         id,
         key,
         label: "first-start".into(),
+        scopes: Scopes::admin(),
     }))
+}
+
+/// Replace the scopes of a key (by id or hint).
+pub async fn set_key_scopes(
+    gw: &Gateway,
+    id: &str,
+    scopes: Scopes,
+    actor: Actor,
+) -> Result<ClientKeyRow, OpsError> {
+    if scopes.is_empty() {
+        return Err(OpsError::InvalidInput(
+            "a key needs at least one scope: inference, read or admin".into(),
+        ));
+    }
+    let id = id.to_string();
+    let actor_s = actor.as_str();
+    let row = gw
+        .store
+        .write(move |tx| {
+            let mut row = store::find_key(tx, &id)?;
+            let before = serde_json::json!({"id": row.id, "hint": row.hint, "scopes": row.scopes});
+            store::set_key_scopes(tx, &row.id, scopes)?;
+            row.scopes = scopes;
+            let after = serde_json::json!({"id": row.id, "hint": row.hint, "scopes": row.scopes});
+            store::audit(
+                tx,
+                actor_s,
+                "scope",
+                "client_key",
+                &row.id,
+                Some(&before),
+                Some(&after),
+            )?;
+            Ok(row)
+        })
+        .await?;
+    gw.reload().await?;
+    Ok(row)
 }
 
 pub async fn list_keys(gw: &Gateway) -> Result<Vec<ClientKeyRow>, OpsError> {

@@ -2,6 +2,7 @@
 //! what remains, when it resets, and cooldowns; and setting budgets.
 
 use super::{Actor, OpsError};
+use crate::access::Principal;
 use crate::catalog::Tier;
 use crate::gateway::Gateway;
 use crate::routing::budget::{BudgetRule, BudgetScope, Period, Spend};
@@ -78,24 +79,35 @@ fn status(rule: &BudgetRule, spend: &Spend, now: i64) -> BudgetStatus {
     }
 }
 
-pub async fn check_quota(gw: &Gateway, q: QuotaQuery) -> Result<QuotaReport, OpsError> {
+/// Quota per account and tier. An admin sees every key's spend and every
+/// budget; another key sees its own spend and the budgets that apply to it.
+pub async fn check_quota(
+    gw: &Gateway,
+    q: QuotaQuery,
+    viewer: &Principal,
+) -> Result<QuotaReport, OpsError> {
     let now = now_ms();
     let day_start = Period::Day.bounds(now).0;
+    let only = viewer.usage_filter();
     let per_account: Vec<(String, f64, u64)> = gw
         .store
         .read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT account_id, COALESCE(SUM(cost_usd), 0), COUNT(*) FROM usage_events
-                 WHERE ts_ms >= ?1 AND account_id IS NOT NULL GROUP BY account_id",
+                 WHERE ts_ms >= ?1 AND account_id IS NOT NULL AND (?2 IS NULL OR key_id = ?2)
+                 GROUP BY account_id",
             )?;
-            let rows = stmt.query_map([day_start], |r| {
+            let rows = stmt.query_map(rusqlite::params![day_start, only], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
     let registry = gw.registry();
-    let budgets = gw.routing.budgets.rules();
+    let mut budgets = gw.routing.budgets.rules();
+    if let Some(own) = viewer.usage_filter() {
+        budgets.retain(|(r, _)| r.scope != BudgetScope::Key || r.scope_id == own);
+    }
     let health: std::collections::HashMap<String, crate::routing::health::AccountReport> = gw
         .routing
         .health

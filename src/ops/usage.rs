@@ -1,6 +1,7 @@
 //! Usage summaries by provider, model, key or day for a period.
 
 use super::OpsError;
+use crate::access::Principal;
 use crate::gateway::Gateway;
 use crate::store::{self, now_ms, UsageGroup, UsageLine};
 use schemars::JsonSchema;
@@ -38,7 +39,12 @@ pub struct UsageReport {
     pub total_cost_usd: f64,
 }
 
-pub async fn usage_summary(gw: &Gateway, q: UsageQuery) -> Result<UsageReport, OpsError> {
+/// Usage of every key for an admin, of its own key otherwise.
+pub async fn usage_summary(
+    gw: &Gateway,
+    q: UsageQuery,
+    viewer: &Principal,
+) -> Result<UsageReport, OpsError> {
     let period = humantime::parse_duration(&q.since).map_err(|e| {
         OpsError::InvalidInput(format!(
             "since = {:?}: {e}; write e.g. \"24h\" or \"7d\"",
@@ -47,9 +53,10 @@ pub async fn usage_summary(gw: &Gateway, q: UsageQuery) -> Result<UsageReport, O
     })?;
     let since_ms = now_ms() - period.as_millis() as i64;
     let group = q.group_by;
+    let only = viewer.usage_filter();
     let lines = gw
         .store
-        .read(move |c| store::usage_summary(c, since_ms, group))
+        .read(move |c| store::usage_summary(c, since_ms, group, only.as_deref()))
         .await?;
     Ok(UsageReport {
         since: q.since,

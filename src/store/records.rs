@@ -100,8 +100,9 @@ pub fn usage_summary(
     conn: &Connection,
     since_ms: i64,
     group: UsageGroup,
+    key: Option<&str>,
 ) -> Result<Vec<UsageLine>, StoreError> {
-    let mut lines = super::usage_between(conn, since_ms, i64::MAX, group)?;
+    let mut lines = super::usage_between(conn, since_ms, i64::MAX, group, key)?;
     lines.sort_by(|a, b| a.group.cmp(&b.group));
     Ok(lines)
 }
@@ -220,59 +221,88 @@ pub struct ClientKeyRow {
     pub source: String,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
+    /// What the key may do.
+    pub scopes: crate::access::Scopes,
     #[serde(skip)]
     #[schemars(skip)]
     pub hash: String,
 }
 
+const KEY_COLUMNS: &str = "id, hint, label, source, created_ms, revoked_ms, hash, scopes";
+
+fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClientKeyRow> {
+    let scopes: String = r.get(7)?;
+    Ok(ClientKeyRow {
+        id: r.get(0)?,
+        hint: r.get(1)?,
+        label: r.get(2)?,
+        source: r.get(3)?,
+        created_ms: r.get(4)?,
+        revoked_ms: r.get(5)?,
+        hash: r.get(6)?,
+        // A stored list that does not parse grants nothing.
+        scopes: crate::access::Scopes::parse(&scopes).unwrap_or_default(),
+    })
+}
+
 pub fn list_keys(conn: &Connection) -> Result<Vec<ClientKeyRow>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, hint, label, source, created_ms, revoked_ms, hash FROM client_keys ORDER BY created_ms, id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(ClientKeyRow {
-            id: r.get(0)?,
-            hint: r.get(1)?,
-            label: r.get(2)?,
-            source: r.get(3)?,
-            created_ms: r.get(4)?,
-            revoked_ms: r.get(5)?,
-            hash: r.get(6)?,
-        })
-    })?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {KEY_COLUMNS} FROM client_keys ORDER BY created_ms, id"
+    ))?;
+    let rows = stmt.query_map([], key_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Insert a key by hash; returns false when that hash is already stored.
 pub fn insert_key(tx: &Transaction<'_>, row: &ClientKeyRow) -> Result<bool, StoreError> {
     let n = tx.execute(
-        "INSERT INTO client_keys (id, hash, hint, label, source, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO client_keys (id, hash, hint, label, source, created_ms, scopes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(hash) DO NOTHING",
-        params![row.id, row.hash, row.hint, row.label, row.source, row.created_ms],
+        params![row.id, row.hash, row.hint, row.label, row.source, row.created_ms, row.scopes.to_text()],
     )?;
     Ok(n == 1)
 }
 
-pub fn revoke_key(tx: &Transaction<'_>, id_or_hint: &str) -> Result<ClientKeyRow, StoreError> {
-    let row = tx
+/// The stored key with this hash, if any.
+pub fn key_by_hash(conn: &Connection, hash: &str) -> Result<Option<ClientKeyRow>, StoreError> {
+    Ok(conn
         .query_row(
-            "SELECT id, hint, label, source, created_ms, revoked_ms, hash FROM client_keys
-             WHERE id = ?1 OR hint = ?1 ORDER BY id = ?1 DESC LIMIT 1",
-            [id_or_hint],
-            |r| {
-                Ok(ClientKeyRow {
-                    id: r.get(0)?,
-                    hint: r.get(1)?,
-                    label: r.get(2)?,
-                    source: r.get(3)?,
-                    created_ms: r.get(4)?,
-                    revoked_ms: r.get(5)?,
-                    hash: r.get(6)?,
-                })
-            },
+            &format!("SELECT {KEY_COLUMNS} FROM client_keys WHERE hash = ?1"),
+            [hash],
+            key_row,
         )
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("client key {id_or_hint}")))?;
+        .optional()?)
+}
+
+/// A key by id, or by hint when no id matches.
+pub fn find_key(conn: &Connection, id_or_hint: &str) -> Result<ClientKeyRow, StoreError> {
+    conn.query_row(
+        &format!(
+            "SELECT {KEY_COLUMNS} FROM client_keys
+             WHERE id = ?1 OR hint = ?1 ORDER BY id = ?1 DESC LIMIT 1"
+        ),
+        [id_or_hint],
+        key_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("client key {id_or_hint}")))
+}
+
+/// Replace a key's scopes.
+pub fn set_key_scopes(
+    tx: &Transaction<'_>,
+    id: &str,
+    scopes: crate::access::Scopes,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE client_keys SET scopes = ?2 WHERE id = ?1",
+        params![id, scopes.to_text()],
+    )?;
+    Ok(())
+}
+
+pub fn revoke_key(tx: &Transaction<'_>, id_or_hint: &str) -> Result<ClientKeyRow, StoreError> {
+    let row = find_key(tx, id_or_hint)?;
     tx.execute(
         "UPDATE client_keys SET revoked_ms = COALESCE(revoked_ms, ?2) WHERE id = ?1",
         params![row.id, now_ms()],

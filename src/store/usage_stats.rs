@@ -4,27 +4,29 @@
 use super::{StoreError, UsageGroup, UsageLine};
 use rusqlite::{params, Connection};
 
-/// Usage lines grouped by `group` for rows with `since_ms <= ts_ms < until_ms`.
+/// Usage lines grouped by `group` for rows with `since_ms <= ts_ms < until_ms`,
+/// only those of client key `key` when one is given.
 pub fn usage_between(
     conn: &Connection,
     since_ms: i64,
     until_ms: i64,
     group: UsageGroup,
+    key: Option<&str>,
 ) -> Result<Vec<UsageLine>, StoreError> {
-    let key = match group {
+    let group_expr = match group {
         UsageGroup::Provider => "COALESCE(provider_id, '(none)')",
         UsageGroup::Model => "COALESCE(provider_id || '/' || model, requested_model)",
         UsageGroup::Key => "COALESCE(key_id, '(no key)')",
         UsageGroup::Day => "date(ts_ms / 1000, 'unixepoch')",
     };
     let sql = format!(
-        "SELECT {key} AS g, COUNT(*), SUM(outcome != 'ok'), SUM(input_tokens), SUM(output_tokens),
+        "SELECT {group_expr} AS g, COUNT(*), SUM(outcome != 'ok'), SUM(input_tokens), SUM(output_tokens),
                 SUM(cached_tokens), COALESCE(SUM(cost_usd), 0), AVG(latency_ms)
-         FROM usage_events WHERE ts_ms >= ?1 AND ts_ms < ?2 GROUP BY g
+         FROM usage_events WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR key_id = ?3) GROUP BY g
          ORDER BY COALESCE(SUM(cost_usd), 0) DESC, g"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![since_ms, until_ms], |r| {
+    let rows = stmt.query_map(params![since_ms, until_ms, key], |r| {
         Ok(UsageLine {
             group: r.get(0)?,
             requests: r.get::<_, i64>(1)? as u64,

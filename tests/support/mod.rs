@@ -21,7 +21,7 @@ pub fn example_config(base_url: &str) -> String {
     format!(
         r#"[server]
 port = 20128
-api_keys = ["sk-test-123"]          # client keys accepted in addition to generated ones
+api_keys = [{{ key = "sk-test-123", scopes = ["admin"] }}]   # a client key that may manage the gateway
 
 [[providers]]
 id = "mock"                         # also the model prefix: clients ask for "mock/gpt-4o-mini"

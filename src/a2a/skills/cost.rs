@@ -67,8 +67,8 @@ pub fn parse(text: &str, data: Option<Value>) -> Result<CostQuery, RpcError> {
     Ok(q)
 }
 
-pub async fn run(gw: &Gateway, q: CostQuery) -> Outcome {
-    match cost_report(gw, q).await {
+pub async fn run(gw: &Gateway, q: CostQuery, who: &crate::access::Principal) -> Outcome {
+    match cost_report(gw, q, who).await {
         Ok(r) => {
             let mut text = format!(
                 "Spend over the last {}: ${:.4} across {} requests.",

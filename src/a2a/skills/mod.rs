@@ -13,6 +13,7 @@ pub mod routing;
 
 use super::jsonrpc::RpcError;
 use super::runner::Sink;
+use crate::access::{Principal, Scope};
 use crate::gateway::Gateway;
 use crate::ops::tasks::{Artifact, Part, Role, TaskState};
 use serde::{Deserialize, Serialize};
@@ -153,6 +154,39 @@ pub enum Input {
     Combo(combos::ComboRequest),
 }
 
+impl Input {
+    /// The scope this request needs: reading needs `read`, changing needs `admin`.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Input::Routing(_) => Scope::Inference,
+            Input::Health | Input::Cost(_) => Scope::Read,
+            Input::Quota(q) if q.action == quota::QuotaAction::SetBudget => Scope::Admin,
+            Input::Quota(_) => Scope::Read,
+            Input::Combo(c) => match c.action {
+                combos::ComboAction::List | combos::ComboAction::Show => Scope::Read,
+                _ => Scope::Admin,
+            },
+        }
+    }
+
+    /// The action, for messages.
+    pub fn action(&self) -> String {
+        fn wire_name<T: Serialize>(v: &T) -> String {
+            serde_json::to_value(v)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        }
+        match self {
+            Input::Health => "status".into(),
+            Input::Routing(_) => "route".into(),
+            Input::Cost(_) => "report".into(),
+            Input::Quota(q) => wire_name(&q.action),
+            Input::Combo(c) => wire_name(&c.action),
+        }
+    }
+}
+
 /// What the skill was given.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -221,12 +255,12 @@ pub fn report(name: &str, text: String, data: Value) -> Artifact {
 }
 
 /// Run a decoded request.
-pub async fn run(gw: Arc<Gateway>, key_id: Option<String>, input: Input, sink: &Sink) -> Outcome {
+pub async fn run(gw: Arc<Gateway>, who: Principal, input: Input, sink: &Sink) -> Outcome {
     match input {
         Input::Health => health::run(&gw).await,
-        Input::Routing(r) => routing::run(&gw, key_id, r, sink).await,
-        Input::Cost(q) => cost::run(&gw, q).await,
-        Input::Quota(q) => super::manage::quota(&gw, q).await,
+        Input::Routing(r) => routing::run(&gw, who.key_id, r, sink).await,
+        Input::Cost(q) => cost::run(&gw, q, &who).await,
+        Input::Quota(q) => super::manage::quota(&gw, q, &who).await,
         Input::Combo(c) => super::manage::combos(&gw, c).await,
     }
 }
