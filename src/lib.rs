@@ -19,6 +19,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;
+pub mod redact;
 pub mod registry;
 pub mod routing;
 pub mod schema;

@@ -112,6 +112,8 @@ pub struct Registry {
     accounts: HashMap<String, Vec<Arc<Account>>>,
     keys: HashMap<[u8; 32], KeyInfo>,
     combos: HashMap<String, crate::routing::combo::Combo>,
+    /// Scrubs every account secret of this snapshot from outside text.
+    redactor: crate::redact::Redactor,
     /// Problems met while building (bad rows are skipped, not fatal).
     pub warnings: Vec<String>,
 }
@@ -271,7 +273,19 @@ impl Registry {
                     .push(format!("client key {} has a bad hash", key.id)),
             }
         }
+        reg.redactor = crate::redact::Redactor::new(
+            reg.accounts
+                .values()
+                .flatten()
+                .filter_map(|a| a.secret.as_ref().map(|s| s.expose().to_string())),
+        );
         reg
+    }
+
+    /// Masks this snapshot's secrets (and credential-shaped words) in text
+    /// from outside before it is stored, logged or returned.
+    pub fn redactor(&self) -> &crate::redact::Redactor {
+        &self.redactor
     }
 
     fn push_account(&mut self, account: Account) {

@@ -288,6 +288,7 @@ async fn sigkill_under_load_leaves_a_database_that_reopens_intact() {
     let gw = Binary::start(&data, &["--config", &cfg]);
     let health: Value = client()
         .get(gw.url("/health"))
+        .bearer_auth(CLIENT_KEY)
         .send()
         .await
         .unwrap()

@@ -148,7 +148,7 @@ async fn auth_is_required_and_errors_are_openai_shaped() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    // health needs no key
+    // health needs no key, and then tells the status only
     let health: Value = c
         .get(gw.url("/health"))
         .send()
@@ -158,8 +158,21 @@ async fn auth_is_required_and_errors_are_openai_shaped() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["store"]["ok"], true);
+    assert_eq!(health["store_ok"], true);
     assert!(health["version"].is_string());
+    assert!(health.get("providers").is_none(), "{health}");
+    // a key with the read scope sees the full report
+    let health: Value = c
+        .get(gw.url("/health"))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["store"]["ok"], true);
+    assert!(health["providers"].is_array(), "{health}");
     gw.stop().await;
 }
 

@@ -277,9 +277,11 @@ pub fn early_error(format: WireFormat, first: &[u8]) -> Option<ErrorInfo> {
                 message,
             ))
         }
-        WireFormat::Openai if data.starts_with(b"{\"error\"") => {
+        // `{"error": …}` (spacing varies by server), never a chunk with choices.
+        WireFormat::Openai if contains(data, b"\"error\"") => {
             let v = v();
-            Some(super::openai_chat::decode_error_value(500, &v))
+            (v.get("error").is_some_and(|e| !e.is_null()) && v.get("choices").is_none())
+                .then(|| super::openai_chat::decode_error_value(500, &v))
         }
         _ => None,
     }

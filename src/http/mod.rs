@@ -153,7 +153,14 @@ async fn root() -> impl IntoResponse {
     }))
 }
 
-async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+/// Open: status only; the full report (providers, figures, last upstream
+/// errors) needs a key with the `read` scope.
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let full =
+        auth::authorize(&state, &headers).is_ok_and(|c| c.allows(crate::access::Scope::Read));
     match crate::ops::health::health(&state.gw).await {
         Ok(h) => {
             let status = if h.store.ok {
@@ -161,7 +168,12 @@ async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> 
             } else {
                 axum::http::StatusCode::SERVICE_UNAVAILABLE
             };
-            (status, axum::Json(h)).into_response()
+            if full {
+                (status, axum::Json(h)).into_response()
+            } else {
+                let summary = crate::ops::health::HealthSummary::from(&h);
+                (status, axum::Json(summary)).into_response()
+            }
         }
         Err(e) => error::ApiError::internal(e.to_string()).into_response(),
     }

@@ -64,6 +64,26 @@ pub struct ProviderHealth {
     pub last_error: Option<String>,
 }
 
+/// What `GET /health` tells a caller without a `read` key: no provider
+/// names, figures or upstream messages.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HealthSummary {
+    /// "ok" or "degraded".
+    pub status: String,
+    pub version: String,
+    pub store_ok: bool,
+}
+
+impl From<&Health> for HealthSummary {
+    fn from(h: &Health) -> HealthSummary {
+        HealthSummary {
+            status: h.status.clone(),
+            version: h.version.clone(),
+            store_ok: h.store.ok,
+        }
+    }
+}
+
 pub async fn health(gw: &Gateway) -> Result<Health, OpsError> {
     let since = now_ms() - (RECENT_WINDOW_S as i64) * 1000;
     let read = gw
@@ -115,7 +135,10 @@ pub async fn health(gw: &Gateway) -> Result<Health, OpsError> {
                     .filter(|t| t.requests > 0)
                     .map(|t| t.errors as f64 / t.requests as f64),
                 avg_latency_ms: t.map(|t| t.avg_latency_ms),
-                last_error: t.and_then(|t| t.last_error.clone()),
+                // Rows written before redaction existed are scrubbed on the way out too.
+                last_error: t
+                    .and_then(|t| t.last_error.as_deref())
+                    .map(|e| registry.redactor().clean(e)),
             })
         })
         .collect::<Vec<_>>();

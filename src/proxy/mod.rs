@@ -280,6 +280,8 @@ fn plan_error(e: PlanError) -> ProxyError {
 
 struct Attempt<'a> {
     gw: &'a Gateway,
+    /// The snapshot this request was planned on (its secrets are redacted from upstream text).
+    registry: Arc<crate::registry::Registry>,
     call: &'a ChatCall,
     requested: &'a str,
     stream: bool,
@@ -383,6 +385,7 @@ async fn attempt_all(
     }
     let ctx = Attempt {
         gw,
+        registry: registry.clone(),
         call,
         requested,
         stream,
@@ -706,6 +709,9 @@ async fn try_target(
                 status: Option<u16>,
                 message: String,
                 retry_after: Option<String>| {
+        // Upstream words may echo the key they were sent: scrub before
+        // they reach health, the usage table, a log or the client.
+        let message = ctx.registry.redactor().clean(&message);
         let class = classify(status, &message);
         let wait = retry_after.as_deref().and_then(classify::retry_after);
         let rows = routing
@@ -755,6 +761,11 @@ async fn try_target(
         );
     }
     let quota = health::quota_from_headers(response.headers());
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
     let route = |upstream_ms: f64| RouteInfo {
         provider: target.provider.spec.id.clone(),
         account_id: target.account.id.clone(),
@@ -818,12 +829,32 @@ async fn try_target(
                 )
             }
         };
-        // An error as the stream's first event: nothing reached the client
-        // yet, so another target can still be tried.
-        if out.format != WireFormat::Openai {
-            if let Some(e) = crate::formats::observe::early_error(out.format, &first) {
-                return fail(&mut guard, Some(e.status), e.message, None);
+        // Wait for the first whole event: an error there (split over TCP
+        // chunks or not) has reached no client yet, so another target can
+        // still be tried; so can an HTML page answered with 200.
+        let remaining = timeout.saturating_sub(sent.elapsed());
+        let first = match tokio::time::timeout(remaining, first_event(first, &mut rest)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(message)) => return fail(&mut guard, None, message, None),
+            Err(_) => {
+                return fail(
+                    &mut guard,
+                    None,
+                    format!("no response within {timeout:?}"),
+                    None,
+                )
             }
+        };
+        if looks_like_html(content_type.as_deref(), &first) {
+            return fail(
+                &mut guard,
+                Some(502),
+                not_an_api_answer(content_type.as_deref(), &first),
+                None,
+            );
+        }
+        if let Some(e) = crate::formats::observe::early_error(out.format, &first) {
+            return fail(&mut guard, Some(e.status), e.message, None);
         }
         let upstream_ms = ms(sent.elapsed());
         succeed(upstream_ms);
@@ -844,6 +875,7 @@ async fn try_target(
             upstream_ms,
             route.overhead_ms,
         )
+        .redacting(ctx.registry.redactor().clone())
         .on_end(move |outcome, cost, tokens| {
             end_guard.settle(cost.unwrap_or(0.0), tokens);
             if outcome == "upstream_error" {
@@ -906,6 +938,16 @@ async fn try_target(
             )
         }
     };
+    // A 200 that is not an API answer (a captive portal, a proxy's HTML
+    // error page, a load balancer's notice) is an upstream failure: fall back.
+    if !is_json_answer(content_type.as_deref(), &body) {
+        return fail(
+            &mut guard,
+            Some(502),
+            not_an_api_answer(content_type.as_deref(), &body),
+            None,
+        );
+    }
     let (body, usage) = match (&out.mode, native) {
         (native::Mode::Pass, None) => {
             let usage = usage::from_openai_body(&body);
@@ -953,6 +995,110 @@ async fn try_target(
         route,
         usage,
     })
+}
+
+/// Most bytes held back while waiting for the first whole stream event.
+const FIRST_EVENT_LIMIT: usize = 256 * 1024;
+
+/// Read on until `first` holds a complete SSE event with data (comment
+/// lines before it, such as keep-alives, do not count).
+async fn first_event(
+    first: Bytes,
+    rest: &mut BoxStream<'static, reqwest::Result<Bytes>>,
+) -> Result<Bytes, String> {
+    if has_data_event(&first) {
+        return Ok(first);
+    }
+    let mut buf = first.to_vec();
+    while buf.len() < FIRST_EVENT_LIMIT {
+        match rest.next().await {
+            Some(Ok(chunk)) => {
+                buf.extend_from_slice(&chunk);
+                if has_data_event(&buf) {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                return Err(format!(
+                    "stream failed before its first event: {}",
+                    describe_reqwest(&e)
+                ))
+            }
+            // Ended early: what arrived is judged as it is.
+            None => break,
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Does `buf` hold a whole event carrying a `data:` line (or is it plainly not SSE)?
+fn has_data_event(buf: &[u8]) -> bool {
+    let text = match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(i) => &buf[i..],
+        None => return false,
+    };
+    // Not an event stream at all (HTML, a JSON error body): nothing to wait for.
+    if !(text.starts_with(b"data:")
+        || text.starts_with(b"event:")
+        || text.starts_with(b":")
+        || text.starts_with(b"id:")
+        || text.starts_with(b"retry:"))
+    {
+        return true;
+    }
+    let mut start = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let sep = if text[i..].starts_with(b"\n\n") {
+            2
+        } else if text[i..].starts_with(b"\r\n\r\n") {
+            4
+        } else {
+            i += 1;
+            continue;
+        };
+        let event = &text[start..i];
+        if event
+            .split(|b| *b == b'\n')
+            .any(|l| l.starts_with(b"data:"))
+        {
+            return true;
+        }
+        i += sep;
+        start = i;
+    }
+    false
+}
+
+fn first_bytes(body: &[u8]) -> &[u8] {
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(body.len());
+    &body[start..]
+}
+
+fn looks_like_html(content_type: Option<&str>, body: &[u8]) -> bool {
+    content_type.is_some_and(|c| c.starts_with("text/html")) || first_bytes(body).starts_with(b"<")
+}
+
+/// Is a 200 body an API answer: a JSON object, not declared as HTML?
+/// (Some local servers label JSON `text/plain`, so only HTML is refused by
+/// its label.)
+fn is_json_answer(content_type: Option<&str>, body: &[u8]) -> bool {
+    !looks_like_html(content_type, body) && first_bytes(body).starts_with(b"{")
+}
+
+fn not_an_api_answer(content_type: Option<&str>, body: &[u8]) -> String {
+    let snippet: String =
+        String::from_utf8_lossy(&first_bytes(body)[..first_bytes(body).len().min(80)])
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+    format!(
+        "the upstream answered 200 with {} instead of an API answer: {snippet:?}",
+        content_type.unwrap_or("no content type")
+    )
 }
 
 fn remember_session(ctx: &Attempt<'_>, p: &Planned) {
@@ -1084,7 +1230,8 @@ fn record_failure(gw: &Gateway, call: &ChatCall, requested: &str, stream: bool, 
         _ => "error",
     }
     .into();
-    event.error = Some(e.to_string().chars().take(1000).collect());
+    let text = gw.registry().redactor().clean(&e.to_string());
+    event.error = Some(text.chars().take(1000).collect());
     gw.store.record_usage(event);
 }
 
@@ -1175,7 +1322,8 @@ pub async fn probe(gw: &Gateway, target: &Target) -> ProbeResult {
             Ok(Ok(r)) => {
                 let status = r.status().as_u16();
                 let text = read_limited(r, ERROR_BODY_LIMIT).await;
-                Err((Some(status), upstream_message(&text)))
+                let message = gw.registry().redactor().clean(&upstream_message(&text));
+                Err((Some(status), message))
             }
         },
     };

@@ -39,6 +39,8 @@ pub struct UsageGuard {
     usage: super::Usage,
     /// Settles the budget reservation and reports mid-stream failures to routing.
     on_end: Option<OnEnd>,
+    /// Scrubs secrets from upstream error text before it is stored.
+    redactor: crate::redact::Redactor,
 }
 
 impl UsageGuard {
@@ -59,7 +61,14 @@ impl UsageGuard {
             started: Instant::now(),
             usage: super::Usage::default(),
             on_end: None,
+            redactor: crate::redact::Redactor::default(),
         }
+    }
+
+    /// Scrub these secrets from the error text the row keeps.
+    pub fn redacting(mut self, redactor: crate::redact::Redactor) -> UsageGuard {
+        self.redactor = redactor;
+        self
     }
 
     /// Called once when the stream ends: (outcome, cost, tokens).
@@ -71,7 +80,7 @@ impl UsageGuard {
     fn finish(&mut self, outcome: &str, error: Option<String>) {
         if let Some(event) = self.event.as_mut() {
             event.outcome = outcome.to_string();
-            event.error = error;
+            event.error = error.map(|e| self.redactor.clean(&e));
         }
         self.record();
     }
@@ -331,7 +340,11 @@ impl State {
                 }
                 StreamEvent::Usage(u) => self.guard.usage = Usage::from(*u),
                 StreamEvent::Finish { .. } => *finished = true,
-                StreamEvent::Error(e) => *failed = Some(e.message.clone()),
+                StreamEvent::Error(e) => {
+                    // The client sees the upstream's words without its secrets.
+                    e.message = self.guard.redactor.clean(&e.message);
+                    *failed = Some(e.message.clone());
+                }
                 _ => {}
             }
             let frames = encoder.frames(&ev);

@@ -5,6 +5,13 @@
 //! `fail-500`, `fail-400`, `slow` (300 ms), `hang`, `cut-stream` (stops
 //! after two chunks without [DONE]), `slow-stream` (10 chunks, 150 ms apart).
 //! A key containing "bad" gets 401. Calls are counted per model.
+//! Faults a real upstream (or what sits in front of it) can show:
+//! `echo-key` (401 whose message repeats the Authorization header it got,
+//! in OpenAI's 401 wording "Incorrect API key provided: …"), `html-200`
+//! (200 with a `text/html` page, as a captive portal or a proxy's error page
+//! answers), `error-first` (a stream whose first event is `data: {"error":…}`,
+//! the shape OpenAI-compatible servers such as OpenRouter use for stream
+//! errors, split over two TCP writes 20 ms apart).
 //! The same server also speaks Anthropic Messages (`POST /v1/messages`, base
 //! URL `native_base_url()`), Gemini (`POST /v1beta/models/{m}:generateContent`
 //! and `:streamGenerateContent?alt=sse`) and OpenAI Responses (`POST
@@ -22,6 +29,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,6 +190,37 @@ async fn chat(
         );
     }
     match model.as_str() {
+        "echo-key" => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": {
+                    "message": format!("Incorrect API key provided: {auth}. You can find your API key at https://platform.openai.com/account/api-keys."),
+                    "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})),
+            )
+                .into_response();
+        }
+        "html-200" => {
+            return Response::builder()
+                .header("content-type", "text/html; charset=utf-8")
+                .body(Body::from(
+                    "<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>",
+                ))
+                .unwrap();
+        }
+        "error-first" if body["stream"].as_bool() == Some(true) => {
+            let event = json!({"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "code": null}});
+            let text = format!("data: {event}\n\n");
+            let (a, b) = text.split_at(text.len() / 2);
+            let (a, b) = (a.to_string(), b.to_string());
+            let s = futures::stream::iter([a, b]).then(|part| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, std::io::Error>(bytes::Bytes::from(part))
+            });
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(s))
+                .unwrap();
+        }
         "fail-429" => {
             let mut r = error(
                 StatusCode::TOO_MANY_REQUESTS,

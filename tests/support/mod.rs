@@ -120,10 +120,16 @@ impl Binary {
     pub fn start(data_dir: &Path, args: &[&str]) -> Binary {
         let stderr_path = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let level: &[&str] = if args.contains(&"--log-level") {
+            &[]
+        } else {
+            &["--log-level", "info"]
+        };
         let mut child = Command::new(binary_path())
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--port", "0", "--log-level", "info"])
+            .args(["--port", "0"])
+            .args(level)
             .args(args)
             .env_remove("PORT")
             .stdout(Stdio::piped())
