@@ -26,6 +26,19 @@ pub struct FileConfig {
     /// the longest match wins, an exact key beats any pattern.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub model_map: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Largest size the database may grow to, in bytes; past it the gateway
+    /// behaves as on a full disk (usage rows kept in memory and retried,
+    /// `/health` degraded). Unset: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_db_bytes: Option<u64>,
 }
 
 /// Looks a client's model name up in a model map: the exact key, else the

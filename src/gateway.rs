@@ -38,6 +38,8 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Browser origins besides loopback pages allowed to call (`server.allowed_origins`).
     pub allowed_origins: Vec<String>,
+    /// How the store is opened (`[store]`).
+    pub store: crate::store::StoreOptions,
 }
 
 impl Settings {
@@ -57,6 +59,7 @@ impl Settings {
             model_map: Default::default(),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            store: Default::default(),
         }
     }
 }
@@ -69,8 +72,39 @@ pub enum GatewayError {
     Upstream(#[from] UpstreamError),
 }
 
+/// The proxy's open streams: how many, and the signal that ends them when
+/// shutdown outlasts its grace period.
+#[derive(Clone, Default)]
+pub struct LiveStreams {
+    pub stop: CancellationToken,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Streams ended by `stop`.
+    pub cut: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One open stream; counted until dropped.
+pub struct OpenStream(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl LiveStreams {
+    pub fn open(&self) -> OpenStream {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenStream(self.open.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 pub struct Gateway {
     pub settings: Settings,
+    pub streams: LiveStreams,
     pub store: Store,
     pub upstream: Upstream,
     pub metrics: Metrics,
@@ -84,13 +118,15 @@ impl Gateway {
     /// Open the store in the data dir and load the registry.
     pub async fn open(settings: Settings) -> Result<Arc<Gateway>, GatewayError> {
         let dir = settings.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        let options = settings.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open_with(&dir, &options))
             .await
             .map_err(|e| StoreError::Join(e.to_string()))??;
         let health_rows = store.read(store::list_health).await?;
         let routing = Arc::new(Routing::new(settings.routing_seed));
         routing.health.restore(&health_rows, store::now_ms());
         let gw = Arc::new(Gateway {
+            streams: LiveStreams::default(),
             routing,
             upstream: Upstream::new(settings.connect_timeout)?,
             settings,

@@ -82,6 +82,9 @@ enum Command {
         #[arg(long)]
         provider: Option<String>,
     },
+    /// The key that encrypts stored secrets (`secret.key`).
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Usage summary for a period.
     Usage {
         /// Period to cover, e.g. 24h, 7d, 30d.
@@ -90,6 +93,17 @@ enum Command {
         /// Group rows by.
         #[arg(long, value_enum, default_value = "provider")]
         by: GroupBy,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCmd {
+    /// After secret.key was lost or replaced: set it aside, make a new one and
+    /// drop the stored secrets it can no longer decrypt (accounts stay, without keys).
+    Reset {
+        /// Confirm: the dropped secrets cannot be recovered without the old key.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -332,6 +346,7 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -350,6 +365,24 @@ async fn run(cli: Cli) -> Result<()> {
     if cli.mcp && cli.command.is_some() {
         bail!("--mcp takes no subcommand");
     }
+    if let Some(Command::Secrets(SecretsCmd::Reset { yes })) = &cli.command {
+        if !yes {
+            bail!("this drops every stored upstream key that secret.key encrypted; run again with --yes to do it");
+        }
+        let _lock = omniroute::server::DataDirLock::acquire(&settings.data_dir)?;
+        let dir = settings.data_dir.clone();
+        let n =
+            tokio::task::spawn_blocking(move || omniroute::store::Store::reset_secret_key(&dir))
+                .await??;
+        println!("new secret.key made; {n} stored secret(s) dropped: add those accounts' keys again (`omniroute accounts add`)");
+        return Ok(());
+    }
+    // A serving gateway owns its data dir: taken before anything can collide
+    // (spilled rows, the port, gateway.json). The CLI and --mcp share it.
+    let serving = !cli.mcp && matches!(cli.command, None | Some(Command::Serve));
+    let _lock = serving
+        .then(|| omniroute::server::DataDirLock::acquire(&settings.data_dir))
+        .transpose()?;
     let gw = Gateway::open(settings).await?;
     if let Some(file) = &file {
         let report = ops::apply::apply_config(&gw, file).await.with_context(|| {
@@ -416,6 +449,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Budgets(cmd)) => budgets(&gw, cmd, cli.json).await,
+        Some(Command::Secrets(_)) => Ok(()),
         Some(Command::Quota { provider }) => {
             let q = ops::quota::check_quota(
                 &gw,
@@ -483,6 +517,9 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
         s.model_map = f.model_map.clone();
     }
     s.allowed_hosts = server.allowed_hosts.clone();
+    if let Some(f) = file {
+        s.store.max_db_bytes = f.store.max_db_bytes;
+    }
     s.allowed_origins = server.allowed_origins.clone();
     let dur = |key: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
         v.as_deref()
@@ -528,12 +565,13 @@ async fn serve(gw: Arc<Gateway>) -> Result<()> {
         .iter()
         .filter(|p| registry.is_usable(&p.spec.id))
         .count();
+    // Signals are handled from before the gateway says it is listening.
+    let shutdown = CancellationToken::new();
+    omniroute::server::cancel_on_signals(shutdown.clone());
     println!("omniroute {} listening on {base} (OpenAI base URL {base}/v1; {usable} usable providers; data in {})",
         env!("CARGO_PKG_VERSION"), gw.settings.data_dir.display());
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let shutdown = CancellationToken::new();
-    omniroute::server::cancel_on_signals(shutdown.clone());
     omniroute::server::run(gw, listener, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -64,31 +64,49 @@ impl fmt::Debug for Cipher {
 impl Cipher {
     /// Load the key from `path`, creating it (0600) when absent.
     pub fn load_or_create(path: &Path) -> Result<Cipher, CipherError> {
-        let io = |source| CipherError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+        match Cipher::load(path)? {
+            Some(c) => Ok(c),
+            None => Cipher::create(path),
+        }
+    }
+
+    /// Load the key from `path`; None when the file does not exist.
+    pub fn load(path: &Path) -> Result<Option<Cipher>, CipherError> {
         let key = match std::fs::read(path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = random_bytes::<32>()?;
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(path).map_err(io)?;
-                f.write_all(&key).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                key.to_vec()
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CipherError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
             }
-            Err(e) => return Err(io(e)),
         };
         if key.len() != 32 {
             return Err(CipherError::BadKey(path.display().to_string()));
         }
+        Ok(Some(Cipher {
+            aead: ChaCha20Poly1305::new(Key::from_slice(&key)),
+        }))
+    }
+
+    /// Write a new random key to `path` (0600; refused if the file exists).
+    pub fn create(path: &Path) -> Result<Cipher, CipherError> {
+        let io = |source| CipherError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let key = random_bytes::<32>()?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).map_err(io)?;
+        f.write_all(&key).map_err(io)?;
+        f.sync_all().map_err(io)?;
         Ok(Cipher {
             aead: ChaCha20Poly1305::new(Key::from_slice(&key)),
         })

@@ -11,6 +11,59 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub const RUNTIME_FILE: &str = "gateway.json";
+/// How long streams cut at shutdown get to send their last event.
+const CUT_FLUSH: std::time::Duration = std::time::Duration::from_secs(3);
+pub const LOCK_FILE: &str = "gateway.lock";
+
+/// An exclusive lock on a data dir held for as long as the gateway serves:
+/// a second gateway on the same dir is refused (and could otherwise delete
+/// the first one's `gateway.json` when it stops). The OS drops the lock when
+/// the process ends, however it ends.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    pub fn acquire(data_dir: &std::path::Path) -> Result<DataDirLock, ServeError> {
+        use std::io::{Read, Seek, Write};
+        let path = data_dir.join(LOCK_FILE);
+        let io = |e: std::io::Error| ServeError::Lock {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(ServeError::Locked {
+                    path: data_dir.display().to_string(),
+                    pid: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder.to_string()
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(DataDirLock { _file: file })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -24,6 +77,10 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("another omniroute gateway (pid {pid}) is serving data dir {path}; stop it first, or give this one its own --data-dir")]
+    Locked { path: String, pid: String },
+    #[error("cannot lock {path}: {message}")]
+    Lock { path: String, message: String },
 }
 
 pub async fn bind(host: &str, port: u16) -> Result<TcpListener, ServeError> {
@@ -77,7 +134,19 @@ pub async fn run(
     tokio::select! {
         r = &mut serve => r?,
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(?grace, "in-flight requests did not finish within the grace period; closing them");
+            let open = gw.streams.count();
+            tracing::warn!(?grace, open_streams = open, "in-flight requests did not finish within the grace period; ending them");
+            // Each open stream ends with an error event in its client's
+            // format and records its usage as cut; give them a moment to.
+            gw.streams.stop.cancel();
+            let deadline = tokio::time::Instant::now() + CUT_FLUSH;
+            while gw.streams.count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            // The connections write the last bytes and the chunked terminator.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let cut = gw.streams.cut.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(streams_cut = cut, still_open = gw.streams.count(), "streams cut at shutdown (their usage is recorded as cut)");
         }
     }
     watcher.abort();
@@ -145,29 +214,35 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Cancel `token` on SIGINT or SIGTERM.
+/// Cancel `token` on SIGINT or SIGTERM. The handlers are in place when
+/// this returns, so a signal sent right after can not kill the process.
 pub fn cancel_on_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for SIGTERM");
-                        let _ = ctrl_c.await;
-                        token.cancel();
-                        return;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (term, int) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
                     }
-                };
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
+                    tracing::info!("shutdown requested: draining in-flight requests");
+                    token.cancel();
+                });
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT");
             }
         }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutdown requested: draining in-flight requests");
         token.cancel();
     });

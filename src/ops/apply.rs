@@ -30,6 +30,52 @@ impl ApplyReport {
     }
 }
 
+/// The file's combos in an order where each comes after the combos it
+/// refers to, so a later one never meets an "unknown" earlier one; a cycle
+/// among them (or through stored combos) is an error that says so.
+async fn combo_order<'a>(
+    gw: &Gateway,
+    combos: &'a [crate::routing::combo::Combo],
+) -> Result<Vec<(usize, &'a crate::routing::combo::Combo)>, OpsError> {
+    use crate::routing::combo::ComboError;
+    let stored = gw.store.read(store::list_combos).await?;
+    let lookup = |n: &str| {
+        combos.iter().find(|c| c.name == n).cloned().or_else(|| {
+            stored
+                .iter()
+                .find(|r| r.name == n)
+                .and_then(|r| serde_json::from_str(&r.definition).ok())
+        })
+    };
+    for (i, c) in combos.iter().enumerate() {
+        if let Err(e @ ComboError::Cycle(..)) = c.flatten(&lookup) {
+            return Err(OpsError::InvalidInput(format!("combos[{i}]: {e}")));
+        }
+    }
+    let refers = |c: &crate::routing::combo::Combo, name: &str| {
+        c.models.iter().any(|step| match step {
+            crate::routing::combo::Step::Combo(r) => r.combo == name,
+            crate::routing::combo::Step::Name(s) => s == name,
+            _ => false,
+        })
+    };
+    let mut placed: Vec<(usize, &crate::routing::combo::Combo)> = Vec::new();
+    let mut left: Vec<(usize, &crate::routing::combo::Combo)> = combos.iter().enumerate().collect();
+    while !left.is_empty() {
+        // Ready: refers to no file combo still left (there is one: no cycles).
+        let ready = left
+            .iter()
+            .position(|(_, c)| {
+                !left
+                    .iter()
+                    .any(|(_, o)| o.name != c.name && refers(c, &o.name))
+            })
+            .unwrap_or(0);
+        placed.push(left.remove(ready));
+    }
+    Ok(placed)
+}
+
 pub async fn apply_config(gw: &Gateway, cfg: &FileConfig) -> Result<ApplyReport, OpsError> {
     let actor = Actor::Config.as_str();
     let mut provider_rows = Vec::new();
@@ -168,7 +214,7 @@ pub async fn apply_config(gw: &Gateway, cfg: &FileConfig) -> Result<ApplyReport,
     }
     // Combos last: they name providers the file may have just defined.
     let mut report = report;
-    for (i, combo) in cfg.combos.iter().enumerate() {
+    for (i, combo) in combo_order(gw, &cfg.combos).await? {
         let r = super::combos::upsert_combo(
             gw,
             super::combos::UpsertComboInput {

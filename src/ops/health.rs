@@ -33,9 +33,22 @@ pub struct Health {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct StoreHealth {
+    /// Reads work and the writer is not failing.
     pub ok: bool,
     pub schema_version: Option<i64>,
     pub error: Option<String>,
+    /// The last write failed (disk full, size cap, read-only file) and has not succeeded since.
+    #[serde(default)]
+    pub writes_failing: bool,
+    /// Usage rows kept in memory until the database takes them again.
+    #[serde(default)]
+    pub pending_rows: usize,
+    /// Rows dropped because too many were pending.
+    #[serde(default)]
+    pub dropped_rows: u64,
+    /// Commands waiting for the writer thread.
+    #[serde(default)]
+    pub queue_depth: usize,
 }
 
 /// The gateway's own time per request (total minus upstream), in ms.
@@ -95,23 +108,19 @@ pub async fn health(gw: &Gateway) -> Result<Health, OpsError> {
             ))
         })
         .await;
-    let (store, traffic) = match read {
-        Ok((v, traffic)) => (
-            StoreHealth {
-                ok: true,
-                schema_version: Some(v),
-                error: None,
-            },
-            traffic,
-        ),
-        Err(e) => (
-            StoreHealth {
-                ok: false,
-                schema_version: None,
-                error: Some(e.to_string()),
-            },
-            Vec::new(),
-        ),
+    let w = gw.store.writer_status();
+    let (schema_version, read_error, traffic) = match read {
+        Ok((v, traffic)) => (Some(v), None, traffic),
+        Err(e) => (None, Some(e.to_string()), Vec::new()),
+    };
+    let store = StoreHealth {
+        ok: read_error.is_none() && !w.failing,
+        schema_version,
+        error: read_error.or(w.last_error),
+        writes_failing: w.failing,
+        pending_rows: w.pending_rows,
+        dropped_rows: w.dropped_rows,
+        queue_depth: w.queue_depth,
     };
     let registry = gw.registry();
     let providers = registry

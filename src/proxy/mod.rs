@@ -915,6 +915,7 @@ async fn try_target(
             relay::RelayOptions {
                 keep_alive: gw.settings.keep_alive,
                 idle_timeout: gw.settings.upstream_timeout,
+                streams: gw.streams.clone(),
             },
             usage_guard,
             hook,

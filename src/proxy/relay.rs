@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 pub struct RelayOptions {
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
+    /// Streams still open when this fires (shutdown past its grace) end
+    /// with an error event in the client's format; counted while open.
+    pub streams: crate::gateway::LiveStreams,
 }
 
 /// Called once when a stream ends: (outcome, cost in USD, tokens).
@@ -185,6 +188,8 @@ struct State {
     done_seen: bool,
     finished: bool,
     silent: Duration,
+    /// Counts this stream as open until it is dropped.
+    _open: crate::gateway::OpenStream,
 }
 
 /// Relay `first` (already read, to commit to this target) and then `rest`.
@@ -196,7 +201,9 @@ pub fn relay(
     guard: UsageGuard,
     hook: Option<ResponseHook>,
 ) -> BoxStream<'static, Result<Bytes, Infallible>> {
+    let open = opts.streams.open();
     let mut state = State {
+        _open: open,
         upstream: rest,
         buf: BytesMut::new(),
         ready: VecDeque::new(),
@@ -217,7 +224,16 @@ pub fn relay(
             if st.finished {
                 return None;
             }
-            match tokio::time::timeout(st.opts.keep_alive, st.upstream.next()).await {
+            let stop = st.opts.streams.stop.clone();
+            let next = tokio::select! {
+                biased;
+                _ = stop.cancelled() => {
+                    st.cut();
+                    continue;
+                }
+                next = tokio::time::timeout(st.opts.keep_alive, st.upstream.next()) => next,
+            };
+            match next {
                 Err(_) => {
                     st.silent += st.opts.keep_alive;
                     if st.silent >= st.opts.idle_timeout {
@@ -413,6 +429,22 @@ impl State {
     }
 
     fn fail(&mut self, message: String) {
+        self.end_with_error("upstream_error", message);
+    }
+
+    /// The gateway is stopping and this stream outlasted the grace period.
+    fn cut(&mut self) {
+        self.opts
+            .streams
+            .cut
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.end_with_error(
+            "cut",
+            "the gateway is shutting down and this stream outlasted its grace period; send the request again".into(),
+        );
+    }
+
+    fn end_with_error(&mut self, outcome: &str, message: String) {
         match &mut self.pipe {
             Pipe::OpenAi { .. } => {
                 let body = serde_json::json!({
@@ -439,7 +471,7 @@ impl State {
             }
         }
         self.finished = true;
-        self.guard.finish("upstream_error", Some(message));
+        self.guard.finish(outcome, Some(message));
     }
 }
 

@@ -6,9 +6,10 @@ mod migrate;
 pub mod records;
 pub mod responses;
 pub mod routing_records;
+pub mod secret_check;
 pub mod tasks;
 mod usage_stats;
-mod writer;
+pub mod writer;
 
 pub use records::*;
 pub use routing_records::*;
@@ -49,6 +50,8 @@ pub enum StoreError {
     Closed,
     #[error("store task failed: {0}")]
     Join(String),
+    #[error("{0}")]
+    SecretKey(String),
 }
 
 /// Handle to the store; cheap to clone.
@@ -72,10 +75,22 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How the store is opened.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Largest size the database may grow to, in bytes (`[store] max_db_bytes`);
+    /// past it writes fail as on a full disk.
+    pub max_db_bytes: Option<u64>,
+}
+
 impl Store {
     /// Open (creating when absent) the store in `data_dir`. Blocking: call it
     /// before serving or from `spawn_blocking`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(data_dir, &StoreOptions::default())
+    }
+
+    pub fn open_with(data_dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let open_err = |message: String| StoreError::Open {
             path: data_dir.display().to_string(),
             message,
@@ -87,10 +102,19 @@ impl Store {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
         }
-        let cipher = Cipher::load_or_create(&data_dir.join(KEY_FILE))?;
         let path = data_dir.join(DB_FILE);
         let mut conn = open_connection(&path)?;
         migrate::run(&mut conn, &path)?;
+        let cipher = secret_check::cipher_for(&conn, &data_dir.join(KEY_FILE), &path)?;
+        if let Some(max) = options.max_db_bytes {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = (max as i64 / page.max(512)).max(1);
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        }
+        if let Err(e) = writer::load_spill(&mut conn, &path) {
+            // Kept for the next start; the rows are not lost.
+            tracing::error!(error = %e, "could not load the usage rows the last run spilled");
+        }
         let writer = writer::spawn(conn, path.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -102,12 +126,26 @@ impl Store {
         })
     }
 
+    /// Recover from a lost or replaced `secret.key`: set it aside, make a
+    /// new one and drop the secrets the old one encrypted (how many).
+    pub fn reset_secret_key(data_dir: &Path) -> Result<usize, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_connection(&path)?;
+        migrate::run(&mut conn, &path)?;
+        secret_check::reset(&conn, &data_dir.join(KEY_FILE))
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
     pub fn cipher(&self) -> &Cipher {
         &self.inner.cipher
+    }
+
+    /// Is the writer keeping up: failing writes, pending rows, queue depth.
+    pub fn writer_status(&self) -> writer::WriterReport {
+        self.inner.writer.status()
     }
 
     /// Run a read on a pooled connection, off the async threads.

@@ -3,7 +3,8 @@
 //! Retry-After: 7), `fail-quota` (quota exhausted, Retry-After: 30), `dead-stream`
 //! (fails before its first chunk),
 //! `fail-500`, `fail-400`, `slow` (300 ms), `hang`, `cut-stream` (stops
-//! after two chunks without [DONE]), `slow-stream` (10 chunks, 150 ms apart).
+//! after two chunks without [DONE]), `slow-stream` (10 chunks, 150 ms apart),
+//! `long-stream` (100 chunks, 100 ms apart).
 //! A key containing "bad" gets 401. Calls are counted per model.
 //! Faults a real upstream (or what sits in front of it) can show:
 //! `echo-key` (401 whose message repeats the Authorization header it got,
@@ -75,6 +76,12 @@ impl FakeUpstream {
             .with_state(seen.clone());
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
+            // As real servers do; without it a response's head and body can
+            // sit out a 40 ms delayed ACK each.
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         FakeUpstream { addr, seen }
@@ -385,6 +392,8 @@ fn stream(seen: Arc<Seen>, model: String, text: String, include_usage: bool) -> 
     let (pieces, pause, cut) = match model.as_str() {
         "cut-stream" => (5, Duration::ZERO, Some(2)),
         "slow-stream" => (10, Duration::from_millis(150), None),
+        // Outlasts any shutdown grace a test sets: 100 chunks 100 ms apart.
+        "long-stream" => (100, Duration::from_millis(100), None),
         _ => (5, Duration::ZERO, None),
     };
     let chunk = |delta: Value, finish: Value| {
