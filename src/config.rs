@@ -101,6 +101,11 @@ pub struct ServerSection {
     /// allowed to call the gateway, e.g. "https://app.example.com".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+    /// Private, shared or link-local upstreams providers may point at
+    /// (refused otherwise; loopback is always allowed): CIDR ranges,
+    /// addresses or host names, e.g. ["192.168.1.0/24", "gpu-box.lan"].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_upstreams: Vec<String>,
 }
 
 /// A client key in `server.api_keys`.
@@ -240,6 +245,7 @@ impl FileConfig {
         if let Some(s) = &self.server.keep_alive {
             parse_duration("server.keep_alive", s)?;
         }
+        crate::egress::EgressPolicy::new(&self.server.allowed_upstreams)?;
         if self.server.max_body_bytes == Some(0) {
             return Err("server.max_body_bytes must be positive".into());
         }

@@ -40,6 +40,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// How the store is opened (`[store]`).
     pub store: crate::store::StoreOptions,
+    /// Private or link-local upstreams allowed (`server.allowed_upstreams`).
+    pub allowed_upstreams: Vec<String>,
 }
 
 impl Settings {
@@ -60,6 +62,7 @@ impl Settings {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             store: Default::default(),
+            allowed_upstreams: Vec::new(),
         }
     }
 }
@@ -70,6 +73,8 @@ pub enum GatewayError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The proxy's open streams: how many, and the signal that ends them when
@@ -105,6 +110,8 @@ impl LiveStreams {
 pub struct Gateway {
     pub settings: Settings,
     pub streams: LiveStreams,
+    /// Where upstream requests may go.
+    pub egress: crate::egress::EgressPolicy,
     pub store: Store,
     pub upstream: Upstream,
     pub metrics: Metrics,
@@ -125,10 +132,13 @@ impl Gateway {
         let health_rows = store.read(store::list_health).await?;
         let routing = Arc::new(Routing::new(settings.routing_seed));
         routing.health.restore(&health_rows, store::now_ms());
+        let egress = crate::egress::EgressPolicy::new(&settings.allowed_upstreams)
+            .map_err(GatewayError::Config)?;
         let gw = Arc::new(Gateway {
             streams: LiveStreams::default(),
             routing,
-            upstream: Upstream::new(settings.connect_timeout)?,
+            upstream: Upstream::new(settings.connect_timeout, egress.clone())?,
+            egress,
             settings,
             store,
             metrics: Metrics::default(),
@@ -247,6 +257,8 @@ impl Gateway {
             cipher: self.store.cipher(),
             env: &env,
         });
+        let mut registry = registry;
+        registry.refuse_upstreams(&self.egress);
         for w in &registry.warnings {
             tracing::warn!("{w}");
         }

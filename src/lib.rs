@@ -12,6 +12,7 @@ pub mod a2a;
 pub mod access;
 pub mod catalog;
 pub mod config;
+pub mod egress;
 pub mod formats;
 pub mod gateway;
 pub mod http;

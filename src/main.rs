@@ -517,6 +517,7 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
         s.model_map = f.model_map.clone();
     }
     s.allowed_hosts = server.allowed_hosts.clone();
+    s.allowed_upstreams = server.allowed_upstreams.clone();
     if let Some(f) = file {
         s.store.max_db_bytes = f.store.max_db_bytes;
     }

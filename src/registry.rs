@@ -43,7 +43,7 @@ pub enum AccountOrigin {
     Keyless,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Account {
     pub id: String,
     pub provider_id: String,
@@ -286,6 +286,27 @@ impl Registry {
     /// from outside before it is stored, logged or returned.
     pub fn redactor(&self) -> &crate::redact::Redactor {
         &self.redactor
+    }
+
+    /// Providers whose base URL the egress policy refuses (a stored row from
+    /// before the rule, a catalog entry pointed elsewhere) get every account
+    /// marked unusable with the reason.
+    pub fn refuse_upstreams(&mut self, egress: &crate::egress::EgressPolicy) {
+        for p in &self.providers {
+            let Err(why) = egress.check_url(&p.spec.base_url) else {
+                continue;
+            };
+            let reason = format!("base URL refused: {why}");
+            self.warnings
+                .push(format!("provider {}: {reason}", p.spec.id));
+            if let Some(accounts) = self.accounts.get_mut(&p.spec.id) {
+                for a in accounts.iter_mut() {
+                    let mut refused = (**a).clone();
+                    refused.problem = Some(reason.clone());
+                    *a = Arc::new(refused);
+                }
+            }
+        }
     }
 
     fn push_account(&mut self, account: Account) {

@@ -18,8 +18,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(connect_timeout: Duration) -> Result<Upstream, UpstreamError> {
+    pub fn new(
+        connect_timeout: Duration,
+        egress: crate::egress::EgressPolicy,
+    ) -> Result<Upstream, UpstreamError> {
         let client = reqwest::Client::builder()
+            // Every name resolved for an upstream is checked against the
+            // egress policy (no metadata, link-local or private addresses).
+            .dns_resolver(crate::egress::CheckedResolver { policy: egress })
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)

@@ -489,3 +489,72 @@ fn nix_is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+#[test]
+fn provider_base_urls_cannot_reach_metadata_or_private_networks_without_a_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let meta = example_config("http://169.254.169.254/latest/v1");
+    let cfg = write_config(dir.path(), &meta);
+    let out = run(&data, &["--config", &cfg, "providers", "list"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains("169.254.169.254")
+            && e.contains("link-local")
+            && e.contains("allowed_upstreams"),
+        "{e}"
+    );
+    for url in [
+        "http://metadata.google.internal/v1",
+        "http://[fd00::1]:8080/v1",
+        "http://192.168.1.20:1234/v1",
+    ] {
+        let out = run(
+            &data,
+            &[
+                "providers",
+                "add",
+                "lan",
+                "--format",
+                "openai",
+                "--base-url",
+                url,
+            ],
+        );
+        assert!(!out.status.success(), "{url}");
+        assert!(
+            stderr(&out).contains("refused unless server.allowed_upstreams"),
+            "{url}: {}",
+            stderr(&out)
+        );
+    }
+    // Loopback (local model servers) needs no rule; a LAN box does, and then works.
+    let out = run(
+        &data,
+        &[
+            "providers",
+            "add",
+            "local",
+            "--format",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:11434/v1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let allowed = example_config("http://192.168.1.20:1234/v1").replace(
+        "port = 20128",
+        "port = 20128\nallowed_upstreams = [\"192.168.1.0/24\"]",
+    );
+    let cfg = write_config(dir.path(), &allowed);
+    let out = run(&data, &["--config", &cfg, "providers", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Without the rule, the stored provider is kept but unusable, and says why.
+    let out = run(&data, &["--json", "accounts", "list", "--provider", "mock"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("base URL refused") && text.contains("private"),
+        "{text}"
+    );
+}

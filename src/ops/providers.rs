@@ -133,6 +133,7 @@ pub(crate) fn provider_row(
     }
     if let Some(url) = &e.base_url {
         crate::config::validate_base_url(url)
+            .and_then(|()| gw.egress.check_url(url))
             .map_err(|m| OpsError::InvalidInput(format!("base_url {m}")))?;
     }
     let enum_str = |v: serde_json::Value| v.as_str().map(str::to_string);
