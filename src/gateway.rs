@@ -34,6 +34,8 @@ pub struct Settings {
     pub routing_seed: Option<u64>,
     /// Client model names mapped to a model or combo (`[model_map]`).
     pub model_map: std::collections::BTreeMap<String, String>,
+    /// Serve the conformance suites' fixtures (`--conformance-fixtures`).
+    pub conformance_fixtures: bool,
 }
 
 impl Settings {
@@ -51,6 +53,7 @@ impl Settings {
             reload_interval: Duration::from_millis(250),
             routing_seed: None,
             model_map: Default::default(),
+            conformance_fixtures: false,
         }
     }
 }

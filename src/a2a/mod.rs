@@ -19,7 +19,7 @@ pub mod wire;
 use crate::gateway::Gateway;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Agent {
     pub gw: Arc<Gateway>,
     pub live: Arc<runner::Live>,
+    /// When this agent started: the card's `Last-Modified`.
+    pub started: std::time::SystemTime,
 }
 
 impl Agent {
@@ -38,6 +40,7 @@ impl Agent {
         Arc::new(Agent {
             gw,
             live: Arc::new(runner::Live::default()),
+            started: std::time::SystemTime::now(),
         })
     }
 
@@ -51,6 +54,8 @@ impl Agent {
 pub fn rpc_routes<S: Clone + Send + Sync + 'static>(agent: Arc<Agent>) -> Router<S> {
     Router::new()
         .route("/a2a", post(methods::handle))
+        // The 1.0 TCK and some clients post to the card's URL with a slash.
+        .route("/a2a/", post(methods::handle))
         .with_state(agent)
 }
 
@@ -62,8 +67,14 @@ pub fn card_routes<S: Clone + Send + Sync + 'static>(agent: Arc<Agent>) -> Route
         .with_state(agent)
 }
 
-async fn serve_card(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
+async fn serve_card(
+    State(agent): State<Arc<Agent>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
     let s = &agent.gw.settings;
     let fallback = format!("http://{}:{}", s.host, s.port);
-    axum::Json(card::agent_card(&card::base_url(&headers, &fallback))).into_response()
+    let version = card::CardVersion::for_request(uri.path(), &headers);
+    let body = card::card(version, &card::base_url(&headers, &fallback));
+    card::serve(&body, &headers, agent.started)
 }

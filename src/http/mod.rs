@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 pub mod error;
 mod mcp;
+mod mcp_sse;
 mod models;
 mod translated;
 
@@ -94,10 +95,31 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_key,
         ));
+    let (mcp_routes, legacy_mcp_messages) = mcp::routes(&state);
+    // `/messages` is both Claude Code's alias of `/v1/messages` and, with a
+    // `sessionId`, the legacy MCP SSE transport's post endpoint.
+    let messages_alias = Router::new()
+        .route("/messages", post(translated::messages))
+        .route_layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let legacy = legacy_mcp_messages.clone();
+                async move {
+                    if mcp_sse::is_session_post(req.uri()) {
+                        use tower::ServiceExt;
+                        match legacy.oneshot(req).await {
+                            Ok(r) => r,
+                            Err(e) => match e {},
+                        }
+                    } else {
+                        next.run(req).await
+                    }
+                }
+            },
+        ));
     // Routes in other formats check the key themselves, to answer in their own shape.
     let translated = Router::new()
         .route("/v1/messages", post(translated::messages))
-        .route("/messages", post(translated::messages))
+        .merge(messages_alias)
         .route("/v1/v1/messages", post(translated::messages))
         .route("/v1/messages/count_tokens", post(translated::count_tokens))
         .route("/v1/responses", post(translated::responses))
@@ -113,7 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(translated)
         .merge(crate::a2a::card_routes(agent))
         .merge(protected)
-        .merge(mcp::routes(&state))
+        .merge(mcp_routes)
         .fallback(not_found)
         .with_state(state)
         .layer(
