@@ -33,6 +33,10 @@ pub struct Request {
     pub id: Id,
     pub method: String,
     pub params: Value,
+    /// No `id` was sent. A2A has no notifications, so the request is refused,
+    /// but only after its method and params are checked: the most specific
+    /// error wins (-32601, -32602, then -32600).
+    pub missing_id: bool,
 }
 
 /// Every error this surface answers with, by A2A/JSON-RPC code.
@@ -179,16 +183,15 @@ pub fn decode(body: &[u8]) -> Result<Request, (Id, RpcError)> {
     }
     let env: Envelope = serde_json::from_str(raw.get())
         .map_err(|e| (null_id(), RpcError::InvalidRequest(e.to_string())))?;
+    let mut missing_id = false;
     let id = match env.id {
         Some(id) => {
             let first = id.get().as_bytes().first().copied().unwrap_or(b'n');
             match first {
                 b'"' | b'-' | b'0'..=b'9' => id,
                 b'n' => {
-                    return Err((
-                        null_id(),
-                        RpcError::InvalidRequest("`id` (a string or a number) is required".into()),
-                    ))
+                    missing_id = true;
+                    null_id()
                 }
                 _ => {
                     return Err((
@@ -199,10 +202,8 @@ pub fn decode(body: &[u8]) -> Result<Request, (Id, RpcError)> {
             }
         }
         None => {
-            return Err((
-                null_id(),
-                RpcError::InvalidRequest("`id` (a string or a number) is required".into()),
-            ))
+            missing_id = true;
+            null_id()
         }
     };
     if env.jsonrpc.as_ref().map(|v| v.get()) != Some("\"2.0\"") {
@@ -230,7 +231,17 @@ pub fn decode(body: &[u8]) -> Result<Request, (Id, RpcError)> {
             ))
         }
     };
-    Ok(Request { id, method, params })
+    Ok(Request {
+        id,
+        method,
+        params,
+        missing_id,
+    })
+}
+
+/// The error for a request that came without an id.
+pub fn missing_id() -> RpcError {
+    RpcError::InvalidRequest("`id` (a string or a number) is required".into())
 }
 
 #[cfg(test)]
@@ -241,13 +252,7 @@ mod tests {
     fn envelopes_are_checked_in_order() {
         assert_eq!(decode(b"{").unwrap_err().1.code(), -32700);
         assert_eq!(decode(b"[]").unwrap_err().1.code(), -32600);
-        assert_eq!(
-            decode(br#"{"jsonrpc":"2.0","method":"x"}"#)
-                .unwrap_err()
-                .1
-                .code(),
-            -32600
-        );
+        assert!(decode(br#"{"jsonrpc":"2.0","method":"x"}"#).unwrap().missing_id);
         let (id, e) = decode(br#"{"jsonrpc":"1.0","id":7,"method":"x"}"#).unwrap_err();
         assert_eq!((id.get(), e.code()), ("7", -32600));
         let (_, e) =

@@ -157,6 +157,7 @@ pub async fn handle(State(agent): State<Arc<Agent>>, req: Request) -> Response {
         headers,
     };
     let answer = match version_header(&ctx.headers) {
+        Ok(()) if rpc.missing_id => Err(without_id(&rpc.method, &rpc.params)),
         Ok(()) => dispatch(&ctx, &rpc.method, &rpc.params).await,
         Err(e) => Err(e),
     };
@@ -178,6 +179,22 @@ fn sse(id: Id, events: BoxStream<'static, Value>) -> Response {
     Sse::new(frames)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// The error for a request without an id: its method, then its params, are
+/// checked first (nothing runs).
+fn without_id(method: &str, params: &Value) -> RpcError {
+    let checked = match method {
+        "SendMessage" | "message/send" | "SendStreamingMessage" | "message/stream" => {
+            wire::decode_send(params).map(|_| ())
+        }
+        "GetTask" | "tasks/get" | "CancelTask" | "tasks/cancel" | "SubscribeToTask"
+        | "tasks/resubscribe" => wire::decode_task_id(params).map(|_| ()),
+        "ListTasks" | "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => Ok(()),
+        m if m.contains("ushNotificationConfig") => Ok(()),
+        other => Err(RpcError::MethodNotFound(format!("{other:?}"))),
+    };
+    checked.err().unwrap_or_else(jsonrpc::missing_id)
 }
 
 async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Answer, RpcError> {

@@ -56,6 +56,9 @@ pub fn rpc_routes<S: Clone + Send + Sync + 'static>(agent: Arc<Agent>) -> Router
         .route("/a2a", post(methods::handle))
         // The 1.0 TCK and some clients post to the card's URL with a slash.
         .route("/a2a/", post(methods::handle))
+        // The extended card at the HTTP+JSON binding's path, for 0.3 clients
+        // that look for it there; behind the key check like the RPC.
+        .route("/a2a/v1/card", get(serve_card))
         .with_state(agent)
 }
 
@@ -64,6 +67,9 @@ pub fn card_routes<S: Clone + Send + Sync + 'static>(agent: Arc<Agent>) -> Route
     Router::new()
         .route("/.well-known/agent-card.json", get(serve_card))
         .route("/.well-known/agent.json", get(serve_card))
+        // A GET on the card's interface URL answers with the public card too.
+        .route("/a2a", get(serve_card))
+        .route("/a2a/", get(serve_card))
         .with_state(agent)
 }
 
