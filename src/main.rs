@@ -53,7 +53,12 @@ struct Cli {
     /// Add the fixtures the official conformance suites drive (the A2A TCK's
     /// `tck-*` scenarios, the MCP suite's `test_*` tools, resources and
     /// prompts). For running those suites only; never in production.
-    #[arg(long, global = true, hide = true, env = "OMNIROUTE_CONFORMANCE_FIXTURES")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "OMNIROUTE_CONFORMANCE_FIXTURES"
+    )]
     conformance_fixtures: bool,
     #[command(subcommand)]
     command: Option<Command>,

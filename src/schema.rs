@@ -188,13 +188,25 @@ mod tests {
             },
         });
         standard_formats(&mut v);
-        assert_eq!(v["properties"]["n"], serde_json::json!({"type": "integer", "minimum": 0}));
+        assert_eq!(
+            v["properties"]["n"],
+            serde_json::json!({"type": "integer", "minimum": 0})
+        );
         assert_eq!(v["properties"]["at"]["format"], "date-time");
         assert_eq!(v["properties"]["format"]["default"]["format"], "uint32");
         for (name, schema) in all() {
             let text = render(&schema);
-            for bad in ["\"uint32\"", "\"uint\"", "\"int64\"", "\"double\"", "\"uint64\""] {
-                assert!(!text.contains(&format!("\"format\": {bad}")), "{name} has format {bad}");
+            for bad in [
+                "\"uint32\"",
+                "\"uint\"",
+                "\"int64\"",
+                "\"double\"",
+                "\"uint64\"",
+            ] {
+                assert!(
+                    !text.contains(&format!("\"format\": {bad}")),
+                    "{name} has format {bad}"
+                );
             }
         }
     }

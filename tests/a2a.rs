@@ -106,7 +106,10 @@ async fn the_card_is_public_at_both_paths_and_serves_both_versions() {
     for path in ["/.well-known/agent-card.json", "/.well-known/agent.json"] {
         let resp = client().get(gw.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
-        assert!(resp.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+        assert!(resp.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age"));
         assert!(resp.headers().contains_key("etag"));
         let card: Value = resp.json().await.unwrap();
         let url = gw.url("/a2a");
@@ -461,7 +464,13 @@ async fn every_error_code() {
     assert_eq!(code(&raw("[]", None).await), -32600);
     // Without an id nothing runs; the most specific error is given.
     assert_eq!(
-        code(&raw(r#"{"jsonrpc":"2.0","method":"GetTask","params":{"id":"t"}}"#, None).await),
+        code(
+            &raw(
+                r#"{"jsonrpc":"2.0","method":"GetTask","params":{"id":"t"}}"#,
+                None
+            )
+            .await
+        ),
         -32600
     );
     assert_eq!(
@@ -825,7 +834,8 @@ async fn ids_are_echoed_exactly() {
     let frames = text.matches("data:").count();
     assert!(frames >= 3, "{text}");
     assert_eq!(
-        text.matches(r#""id":98765432109876543210987654321"#).count(),
+        text.matches(r#""id":98765432109876543210987654321"#)
+            .count(),
         frames,
         "{text}"
     );
@@ -853,7 +863,11 @@ async fn content_type_trailing_slash_and_body_limit() {
             .unwrap()
             .starts_with("application/json"));
         let v: Value = resp.json().await.unwrap();
-        assert_eq!((v["jsonrpc"].as_str(), code(&v)), (Some("2.0"), -32005), "{v}");
+        assert_eq!(
+            (v["jsonrpc"].as_str(), code(&v)),
+            (Some("2.0"), -32005),
+            "{v}"
+        );
     }
     for path in ["/a2a", "/a2a/"] {
         let v: Value = client()

@@ -156,7 +156,10 @@ async fn a2a_tck_0_3_mandatory_passes() {
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let gw = gateway(&up, &dir);
-    let shim = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/a2a-0.3-client");
+    let shim = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/a2a-0.3-client"
+    );
     let mut cmd = Command::new(&python);
     // The kit's own `mandatory` category (run_tck.py --category mandatory).
     cmd.current_dir(kit("a2a-tck-0.3.x"))
@@ -178,10 +181,8 @@ async fn a2a_tck_0_3_mandatory_passes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_conformance_server_scenarios_pass_on_http() {
-    let (Some(node), Some(suite)) = (
-        tool("OMNIROUTE_NODE22"),
-        tool("OMNIROUTE_MCP_CONFORMANCE"),
-    ) else {
+    let (Some(node), Some(suite)) = (tool("OMNIROUTE_NODE22"), tool("OMNIROUTE_MCP_CONFORMANCE"))
+    else {
         return;
     };
     let up = FakeUpstream::start().await;

@@ -520,12 +520,18 @@ async fn http_mcp_answers_malformed_requests_with_jsonrpc_errors() {
     let r = post("{not json").await.unwrap();
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["error"]["code"].as_i64(), &v["id"]), (Some(-32700), &Value::Null));
+    assert_eq!(
+        (v["error"]["code"].as_i64(), &v["id"]),
+        (Some(-32700), &Value::Null)
+    );
     let r = post(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[]}"#)
         .await
         .unwrap();
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["error"]["code"].as_i64(), &v["id"]), (Some(-32602), &json!(7)));
+    assert_eq!(
+        (v["error"]["code"].as_i64(), &v["id"]),
+        (Some(-32602), &json!(7))
+    );
     let r = post(r#"{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"arguments":{}}}"#)
         .await
         .unwrap();
@@ -647,9 +653,12 @@ async fn legacy_sse_transport_serves_the_same_tools() {
     .await
     .unwrap();
     assert_eq!(r.status(), 202);
-    post(CLIENT_KEY, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
-        .await
-        .unwrap();
+    post(
+        CLIENT_KEY,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await
+    .unwrap();
     let list = events.message().await;
     let tools = list["result"]["tools"].as_array().unwrap();
     assert_eq!(tools.len(), 16);
@@ -663,7 +672,10 @@ async fn legacy_sse_transport_serves_the_same_tools() {
     .unwrap();
     let call = events.message().await;
     assert_eq!(call["id"], 3);
-    assert_eq!(call["result"]["structuredContent"]["status"], "ok", "{call}");
+    assert_eq!(
+        call["result"]["structuredContent"]["status"], "ok",
+        "{call}"
+    );
     // Malformed posts get JSON-RPC errors; another key's post is refused.
     let r = client()
         .post(&post_url)

@@ -155,7 +155,10 @@ pub const CACHE_CONTROL: &str = "public, max-age=3600";
 /// `If-None-Match` with the current tag gets 304.
 pub fn serve(card: &Value, headers: &HeaderMap, started: std::time::SystemTime) -> Response {
     let body = serde_json::to_string(card).unwrap_or_default();
-    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(body.as_bytes()))[..32]);
+    let etag = format!(
+        "\"{}\"",
+        &hex::encode(Sha256::digest(body.as_bytes()))[..32]
+    );
     let modified = httpdate::fmt_http_date(started);
     let fresh = headers
         .get(header::IF_NONE_MATCH)
@@ -168,7 +171,10 @@ pub fn serve(card: &Value, headers: &HeaderMap, started: std::time::SystemTime) 
     let h = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""));
     let meta = [
         (header::ETAG, h(&etag)),
-        (header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL)),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_CONTROL),
+        ),
         (header::LAST_MODIFIED, h(&modified)),
         (header::VARY, HeaderValue::from_static("A2A-Version, Host")),
     ];
@@ -178,7 +184,10 @@ pub fn serve(card: &Value, headers: &HeaderMap, started: std::time::SystemTime) 
     (
         StatusCode::OK,
         meta,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -289,10 +298,19 @@ mod tests {
         assert_eq!(old["securitySchemes"]["bearer"]["type"], "http");
         assert!(old.get("supportedInterfaces").is_none());
         let mut v = axum::http::HeaderMap::new();
-        assert_eq!(CardVersion::for_request("/.well-known/agent-card.json", &v), CardVersion::V1);
-        assert_eq!(CardVersion::for_request("/.well-known/agent.json", &v), CardVersion::V03);
+        assert_eq!(
+            CardVersion::for_request("/.well-known/agent-card.json", &v),
+            CardVersion::V1
+        );
+        assert_eq!(
+            CardVersion::for_request("/.well-known/agent.json", &v),
+            CardVersion::V03
+        );
         v.insert("a2a-version", "0.3".parse().unwrap());
-        assert_eq!(CardVersion::for_request("/.well-known/agent-card.json", &v), CardVersion::V03);
+        assert_eq!(
+            CardVersion::for_request("/.well-known/agent-card.json", &v),
+            CardVersion::V03
+        );
         assert_eq!(c["skills"].as_array().unwrap().len(), 5);
         let mut h = axum::http::HeaderMap::new();
         h.insert("host", "127.0.0.1:9".parse().unwrap());

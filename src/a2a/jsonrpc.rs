@@ -173,8 +173,8 @@ struct Envelope {
 /// when it could be read, so the answer can echo it.
 pub fn decode(body: &[u8]) -> Result<Request, (Id, RpcError)> {
     // First: is it JSON at all, and one object?
-    let raw: &RawValue = serde_json::from_slice(body)
-        .map_err(|e| (null_id(), RpcError::Parse(e.to_string())))?;
+    let raw: &RawValue =
+        serde_json::from_slice(body).map_err(|e| (null_id(), RpcError::Parse(e.to_string())))?;
     if !raw.get().trim_start().starts_with('{') {
         return Err((
             null_id(),
@@ -252,7 +252,11 @@ mod tests {
     fn envelopes_are_checked_in_order() {
         assert_eq!(decode(b"{").unwrap_err().1.code(), -32700);
         assert_eq!(decode(b"[]").unwrap_err().1.code(), -32600);
-        assert!(decode(br#"{"jsonrpc":"2.0","method":"x"}"#).unwrap().missing_id);
+        assert!(
+            decode(br#"{"jsonrpc":"2.0","method":"x"}"#)
+                .unwrap()
+                .missing_id
+        );
         let (id, e) = decode(br#"{"jsonrpc":"1.0","id":7,"method":"x"}"#).unwrap_err();
         assert_eq!((id.get(), e.code()), ("7", -32600));
         let (_, e) =
@@ -292,7 +296,10 @@ mod tests {
     #[test]
     fn jsonrpsee_ids_cannot_carry_every_valid_id() {
         for id in ["123456789012345678901234567890", "-1", "1.5"] {
-            assert!(serde_json::from_str::<jsonrpsee_types::Id>(id).is_err(), "{id}");
+            assert!(
+                serde_json::from_str::<jsonrpsee_types::Id>(id).is_err(),
+                "{id}"
+            );
         }
         assert!(serde_json::from_str::<jsonrpsee_types::Id>("7").is_ok());
     }

@@ -40,7 +40,10 @@ struct Ctx {
 fn json_response(status: StatusCode, body: String) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -174,8 +177,9 @@ pub async fn handle(State(agent): State<Arc<Agent>>, req: Request) -> Response {
 }
 
 fn sse(id: Id, events: BoxStream<'static, Value>) -> Response {
-    let frames = events
-        .map(move |result| Ok::<_, Infallible>(Event::default().data(jsonrpc::success(&id, result))));
+    let frames = events.map(move |result| {
+        Ok::<_, Infallible>(Event::default().data(jsonrpc::success(&id, result)))
+    });
     Sse::new(frames)
         .keep_alive(KeepAlive::default())
         .into_response()

@@ -81,7 +81,11 @@ pub(super) fn check_message(body: &[u8]) -> Result<(), (StatusCode, String)> {
     let raw: &serde_json::value::RawValue = serde_json::from_slice(body).map_err(|e| {
         (
             StatusCode::BAD_REQUEST,
-            rpc_error(None, -32700, &format!("Parse error: the body is not JSON ({e})")),
+            rpc_error(
+                None,
+                -32700,
+                &format!("Parse error: the body is not JSON ({e})"),
+            ),
         )
     })?;
     let text = raw.get().trim_start();
@@ -102,7 +106,11 @@ pub(super) fn check_message(body: &[u8]) -> Result<(), (StatusCode, String)> {
         match &peek.params {
             None | Some(serde_json::Value::Object(_)) => {}
             Some(other) => {
-                let kind = if other.is_array() { "an array" } else { "not an object" };
+                let kind = if other.is_array() {
+                    "an array"
+                } else {
+                    "not an object"
+                };
                 return invalid(format!(
                     "Invalid params: `params` of {method} is {kind}; MCP params are an object"
                 ));
@@ -133,7 +141,11 @@ async fn validate(State(state): State<AppState>, req: Request, next: Next) -> Re
             return (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 [(header::CONTENT_TYPE, "application/json")],
-                rpc_error(None, -32600, &format!("the request body is larger than {limit} bytes")),
+                rpc_error(
+                    None,
+                    -32600,
+                    &format!("the request body is larger than {limit} bytes"),
+                ),
             )
                 .into_response()
         }
@@ -217,13 +229,27 @@ mod tests {
         let err = |b: &str| check_message(b.as_bytes()).unwrap_err();
         let (status, body) = err("{not json");
         assert_eq!(status, 400);
-        assert!(body.contains("-32700") && body.contains(r#""id":null"#), "{body}");
-        let (_, body) = err(r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"tools/list","params":[]}"#);
-        assert!(body.contains("-32602") && body.contains(r#""id":123456789012345678901234567890"#), "{body}");
-        let (_, body) = err(r#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"arguments":{}}}"#);
+        assert!(
+            body.contains("-32700") && body.contains(r#""id":null"#),
+            "{body}"
+        );
+        let (_, body) = err(
+            r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"tools/list","params":[]}"#,
+        );
+        assert!(
+            body.contains("-32602") && body.contains(r#""id":123456789012345678901234567890"#),
+            "{body}"
+        );
+        let (_, body) =
+            err(r#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"arguments":{}}}"#);
         assert!(body.contains("-32602") && body.contains("name"), "{body}");
-        assert!(check_message(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#).is_ok());
-        assert!(check_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_ok());
+        assert!(check_message(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#
+        )
+        .is_ok());
+        assert!(
+            check_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_ok()
+        );
     }
     use axum::http::HeaderValue;
 

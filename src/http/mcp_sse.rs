@@ -116,13 +116,7 @@ async fn open(
     };
     let (to_server, from_client) = mpsc::channel::<RxJsonRpcMessage<RoleServer>>(64);
     let (to_client, from_server) = mpsc::channel::<TxJsonRpcMessage<RoleServer>>(64);
-    sessions.insert(
-        id.clone(),
-        Session {
-            owner,
-            to_server,
-        },
-    );
+    sessions.insert(id.clone(), Session { owner, to_server });
     let cancel = shutdown.child_token();
     let server = OmnirouteMcp::new(state.gw.clone());
     let run = cancel.clone();
@@ -219,7 +213,11 @@ async fn message(
         Err(_) => {
             return jsonrpc_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                super::mcp::rpc_error(None, -32600, &format!("the body is larger than {limit} bytes")),
+                super::mcp::rpc_error(
+                    None,
+                    -32600,
+                    &format!("the body is larger than {limit} bytes"),
+                ),
             )
         }
     };

@@ -163,10 +163,10 @@ pub mod classify {
     use std::collections::{HashMap, HashSet};
 
     const STOP: &[&str] = &[
-        "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "by", "with", "is",
-        "are", "be", "me", "my", "i", "we", "our", "you", "your", "it", "this", "that",
-        "what", "how", "much", "do", "did", "does", "can", "could", "please", "show", "give",
-        "tell", "per", "at", "from", "as", "all", "any", "there", "here", "hello", "hi",
+        "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "by", "with", "is", "are",
+        "be", "me", "my", "i", "we", "our", "you", "your", "it", "this", "that", "what", "how",
+        "much", "do", "did", "does", "can", "could", "please", "show", "give", "tell", "per", "at",
+        "from", "as", "all", "any", "there", "here", "hello", "hi",
     ];
 
     /// A crude English stem: enough to join plurals and verb forms.
@@ -215,7 +215,11 @@ pub mod classify {
             add(t, 2.0);
         }
         add(&s.name, 2.0);
-        for e in s.examples.iter().filter(|e| !e.trim_start().starts_with('{')) {
+        for e in s
+            .examples
+            .iter()
+            .filter(|e| !e.trim_start().starts_with('{'))
+        {
             add(e, 1.0);
         }
         add(&s.description, 1.0);
@@ -380,7 +384,10 @@ mod tests {
         assert!(e.to_string().contains("quota-management"), "{e}");
         for (text, want) in [
             ("Give me a short quota summary.", "quota-management"),
-            ("How much budget is left on my accounts?", "quota-management"),
+            (
+                "How much budget is left on my accounts?",
+                "quota-management",
+            ),
             ("use p2c for coding", "combo-management"),
             ("list my combos", "combo-management"),
             ("How much did we spend last week?", "cost-analysis"),
@@ -393,9 +400,18 @@ mod tests {
             assert_eq!(s.skill, want, "{text}: {s:?}");
             assert_eq!(s.by, "classifier", "{text}");
         }
-        for text in ["hello there", "Write a haiku about the sea.", "Hello from TCK", ""] {
+        for text in [
+            "hello there",
+            "Write a haiku about the sea.",
+            "Hello from TCK",
+            "",
+        ] {
             let s = pick(text);
-            assert_eq!((s.skill.as_str(), s.by), (DEFAULT_SKILL, "default"), "{text}: {s:?}");
+            assert_eq!(
+                (s.skill.as_str(), s.by),
+                (DEFAULT_SKILL, "default"),
+                "{text}: {s:?}"
+            );
         }
         let v = pick("quota left").to_json();
         assert_eq!(v["skill"], "quota-management");
