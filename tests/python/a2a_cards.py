@@ -9,6 +9,8 @@ import sys
 
 import httpx
 import jsonschema
+import referencing
+import referencing.jsonschema
 
 BASE = os.environ["OMNIROUTE_BASE"]
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "a2a")
@@ -24,10 +26,26 @@ def check(ok, what):
 def validator(file, definition):
     with open(os.path.join(FIXTURES, file)) as f:
         bundle = json.load(f)
-    schema = dict(bundle)
-    schema["$ref"] = "#/definitions/" + definition
     cls = jsonschema.validators.validator_for(bundle)
-    return cls(schema)
+    if "AgentCard" in bundle["definitions"]:
+        # 0.3: one draft-07 document with local #/definitions refs.
+        schema = dict(bundle)
+        schema["$ref"] = "#/definitions/" + definition
+        return cls(schema)
+    # 1.0: definitions named "Agent Card" that refer to each other as
+    # "lf.a2a.v1.AgentCard.jsonschema.json" (google.protobuf.* for the well-known
+    # types): each is registered under those names.
+    resources = []
+    for name, schema in bundle["definitions"].items():
+        camel = name.replace(" ", "")
+        res = referencing.Resource.from_contents(
+            schema, default_specification=referencing.jsonschema.DRAFT202012
+        )
+        for uri in (f"lf.a2a.v1.{camel}.jsonschema.json", f"a2a.v1.{camel}.jsonschema.json",
+                    f"google.protobuf.{camel}.jsonschema.json"):
+            resources.append((uri, res))
+    registry = referencing.Registry().with_resources(resources)
+    return jsonschema.Draft202012Validator(bundle["definitions"][definition], registry=registry)
 
 
 v1 = validator("a2a-1.0.schema.json", "Agent Card")
