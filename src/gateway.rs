@@ -42,6 +42,8 @@ pub struct Settings {
     pub store: crate::store::StoreOptions,
     /// Private or link-local upstreams allowed (`server.allowed_upstreams`).
     pub allowed_upstreams: Vec<String>,
+    /// Serve the conformance suites' fixtures (`--conformance-fixtures`).
+    pub conformance_fixtures: bool,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             allowed_origins: Vec::new(),
             store: Default::default(),
             allowed_upstreams: Vec::new(),
+            conformance_fixtures: false,
         }
     }
 }

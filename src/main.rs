@@ -51,6 +51,16 @@ struct Cli {
     /// gateway running on the same data dir when there is one.
     #[arg(long)]
     mcp: bool,
+    /// Add the fixtures the official conformance suites drive (the A2A TCK's
+    /// `tck-*` scenarios, the MCP suite's `test_*` tools, resources and
+    /// prompts). For running those suites only; never in production.
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "OMNIROUTE_CONFORMANCE_FIXTURES"
+    )]
+    conformance_fixtures: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -510,6 +520,7 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     s.host = cli.host.clone().or(server.host).unwrap_or(s.host);
     s.port = cli.port.or(server.port).unwrap_or(s.port);
     s.require_api_key = !cli.no_auth && server.require_api_key.unwrap_or(true);
+    s.conformance_fixtures = cli.conformance_fixtures;
     if let Some(n) = server.max_body_bytes {
         s.max_body_bytes = n;
     }

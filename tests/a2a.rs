@@ -106,13 +106,24 @@ async fn the_card_is_public_at_both_paths_and_serves_both_versions() {
     for path in ["/.well-known/agent-card.json", "/.well-known/agent.json"] {
         let resp = client().get(gw.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age"));
+        assert!(resp.headers().contains_key("etag"));
         let card: Value = resp.json().await.unwrap();
         let url = gw.url("/a2a");
-        assert_eq!(card["url"], url.as_str());
-        assert_eq!(card["protocolVersion"], "0.3.0");
-        assert_eq!(card["supportedInterfaces"][0]["url"], url.as_str());
-        assert_eq!(card["supportedInterfaces"][0]["protocolVersion"], "1.0");
-        assert_eq!(card["supportedInterfaces"][1]["protocolVersion"], "0.3");
+        if path.ends_with("agent.json") {
+            // 0.3 clients' path: the 0.3 card.
+            assert_eq!(card["url"], url.as_str());
+            assert_eq!(card["protocolVersion"], "0.3.0");
+            assert!(card.get("supportedInterfaces").is_none());
+        } else {
+            assert!(card.get("url").is_none() && card.get("protocolVersion").is_none());
+            assert_eq!(card["supportedInterfaces"][0]["url"], url.as_str());
+            assert_eq!(card["supportedInterfaces"][0]["protocolVersion"], "1.0");
+            assert_eq!(card["supportedInterfaces"][1]["protocolVersion"], "0.3");
+        }
         assert_eq!(card["capabilities"]["streaming"], true);
         let ids: Vec<&str> = card["skills"]
             .as_array()
@@ -451,9 +462,24 @@ async fn every_error_code() {
     };
     assert_eq!(code(&raw("{not json", None).await), -32700);
     assert_eq!(code(&raw("[]", None).await), -32600);
+    // Without an id nothing runs; the most specific error is given.
+    assert_eq!(
+        code(
+            &raw(
+                r#"{"jsonrpc":"2.0","method":"GetTask","params":{"id":"t"}}"#,
+                None
+            )
+            .await
+        ),
+        -32600
+    );
     assert_eq!(
         code(&raw(r#"{"jsonrpc":"2.0","method":"GetTask"}"#, None).await),
-        -32600
+        -32602
+    );
+    assert_eq!(
+        code(&raw(r#"{"jsonrpc":"2.0","method":"Nope"}"#, None).await),
+        -32601
     );
     let v = raw(r#"{"jsonrpc":"2.0","id":3,"method":"tasks/list"}"#, None).await;
     assert_eq!((code(&v), v["id"].clone()), (-32601, json!(3)));
@@ -534,6 +560,7 @@ async fn every_error_code() {
     let resp = client()
         .post(gw.url("/a2a"))
         .bearer_auth(CLIENT_KEY)
+        .header("content-type", "application/json")
         .body(big)
         .send()
         .await
@@ -769,4 +796,142 @@ async fn tasks_survive_a_restart_of_the_real_binary() {
         .as_str()
         .unwrap();
     assert!(note.contains("interrupted"), "{note}");
+}
+
+/// Ids come back exactly as sent (numbers beyond 64 bits included), on
+/// answers, errors and stream events.
+#[tokio::test]
+async fn ids_are_echoed_exactly() {
+    let (_up, gw) = setup().await;
+    for id in ["123456789012345678901234567890", "-7", "1.50", "\"é-id\""] {
+        for method in ["GetTask", "tasks/get"] {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{{"id":"missing"}}}}"#
+            );
+            let text = client()
+                .post(gw.url("/a2a"))
+                .bearer_auth(CLIENT_KEY)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(text.contains(&format!(r#""id":{id}"#)), "{text}");
+            assert!(text.contains("-32001"), "{text}");
+        }
+    }
+    let body = r#"{"jsonrpc":"2.0","id":98765432109876543210987654321,"method":"SendStreamingMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"health"}],"metadata":{"skill":"health"}}}}"#;
+    let text = client()
+        .post(gw.url("/a2a"))
+        .bearer_auth(CLIENT_KEY)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let frames = text.matches("data:").count();
+    assert!(frames >= 3, "{text}");
+    assert_eq!(
+        text.matches(r#""id":98765432109876543210987654321"#)
+            .count(),
+        frames,
+        "{text}"
+    );
+}
+
+/// A2A §9: JSON-RPC requests are application/json; others get HTTP 415
+/// with a ContentTypeNotSupported JSON-RPC error. `/a2a/` works as `/a2a`;
+/// an over-limit body gets a JSON-RPC error, not a reset.
+#[tokio::test]
+async fn content_type_trailing_slash_and_body_limit() {
+    let (_up, gw) = setup().await;
+    let ok_body = r#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"none"}}"#;
+    for ct in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let mut r = client()
+            .post(gw.url("/a2a"))
+            .bearer_auth(CLIENT_KEY)
+            .body(ok_body);
+        if !ct.is_empty() {
+            r = r.header("content-type", ct);
+        }
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status(), 415, "{ct}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (v["jsonrpc"].as_str(), code(&v)),
+            (Some("2.0"), -32005),
+            "{v}"
+        );
+    }
+    for path in ["/a2a", "/a2a/"] {
+        let v: Value = client()
+            .post(gw.url(path))
+            .bearer_auth(CLIENT_KEY)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(ok_body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(code(&v), -32001, "{path}: {v}");
+    }
+    // 2 MiB of padding: over the 1 MiB /a2a limit.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(2 << 20)
+    );
+    let resp = client()
+        .post(gw.url("/a2a"))
+        .bearer_auth(CLIENT_KEY)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(resp.status(), 413);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), -32600, "{v}");
+}
+
+/// A message naming no skill goes to the skill its text is about, or to
+/// smart routing; the task's metadata says which and why; metadata.skill
+/// still overrides.
+#[tokio::test]
+async fn plain_messages_get_a_default_skill() {
+    let (_up, gw) = setup().await;
+    let send = |text: &str, skill: Option<&str>| {
+        rpc(
+            &gw,
+            "SendMessage",
+            json!({"message": v1_message(text, skill, vec![])}),
+        )
+    };
+    let v = send("Is the gateway healthy? Show the breakers.", None).await;
+    let task = &v["result"]["task"];
+    assert_eq!(task["metadata"]["skill"], "health", "{v}");
+    assert_eq!(task["metadata"]["skillSelection"]["by"], "classifier");
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED");
+
+    let v = send("Write one line about the sea.", None).await;
+    let task = &v["result"]["task"];
+    assert_eq!(task["metadata"]["skill"], "smart-routing", "{v}");
+    assert_eq!(task["metadata"]["skillSelection"]["by"], "default");
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{v}");
+
+    let v = send("Is the gateway healthy?", Some("cost-analysis")).await;
+    let task = &v["result"]["task"];
+    assert_eq!(task["metadata"]["skill"], "cost-analysis", "{v}");
+    assert_eq!(task["metadata"]["skillSelection"]["by"], "explicit");
 }

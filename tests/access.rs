@@ -714,6 +714,9 @@ async fn allowed_hosts_and_origins_from_settings() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(card["url"], "http://gateway.lan:20128/a2a");
+    assert_eq!(
+        card["supportedInterfaces"][0]["url"],
+        "http://gateway.lan:20128/a2a"
+    );
     gw.stop().await;
 }

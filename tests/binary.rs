@@ -242,9 +242,11 @@ async fn sigkill_under_load_leaves_a_database_that_reopens_intact() {
     let data = dir.path().join("data");
     let gw = Binary::start(&data, &["--config", &cfg]);
     let url = gw.url("/v1/chat/completions");
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut load = Vec::new();
     for _ in 0..8 {
         let url = url.clone();
+        let answered = answered.clone();
         load.push(tokio::spawn(async move {
             let c = client();
             for _ in 0..200 {
@@ -257,10 +259,18 @@ async fn sigkill_under_load_leaves_a_database_that_reopens_intact() {
                 if r.is_err() {
                     break;
                 }
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Under load, however slow the machine: kill once rows have had time to commit.
+    let start = std::time::Instant::now();
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < 50
+        && start.elapsed() < Duration::from_secs(20)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     gw.signal("KILL");
     for l in load {
         l.await.unwrap();

@@ -501,3 +501,208 @@ async fn stdio_in_process_without_a_gateway() {
     assert_ne!(health["pid"], std::process::id());
     assert_eq!(health["status"], "ok");
 }
+
+/// Malformed posts to /mcp get JSON-RPC errors (not 415 plain text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_mcp_answers_malformed_requests_with_jsonrpc_errors() {
+    let up = FakeUpstream::start().await;
+    let gw = InProcess::start(&example_config(&up.base_url())).await;
+    let post = |body: &'static str| {
+        client()
+            .post(gw.url("/mcp"))
+            .header("x-api-key", CLIENT_KEY)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body)
+            .send()
+    };
+    let r = post("{not json").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["error"]["code"].as_i64(), &v["id"]),
+        (Some(-32700), &Value::Null)
+    );
+    let r = post(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[]}"#)
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["error"]["code"].as_i64(), &v["id"]),
+        (Some(-32602), &json!(7))
+    );
+    let r = post(r#"{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"arguments":{}}}"#)
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert_eq!(v["id"], "c");
+    gw.stop().await;
+}
+
+/// One SSE event (name, data) at a time from a legacy `/sse` stream.
+struct SseReader {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl SseReader {
+    async fn next(&mut self) -> (String, String) {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = Vec::new();
+                for line in frame.lines() {
+                    if let Some(n) = line.strip_prefix("event:") {
+                        name = n.trim().to_string();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push(d.trim_start().to_string());
+                    }
+                }
+                if !data.is_empty() {
+                    return (name, data.join("\n"));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("an SSE event")
+                .expect("the stream is open")
+                .unwrap();
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next `message` event's JSON.
+    async fn message(&mut self) -> Value {
+        let (name, data) = self.next().await;
+        assert_eq!(name, "message");
+        serde_json::from_str(&data).unwrap()
+    }
+}
+
+/// The legacy HTTP+SSE transport (2024-11-05): GET /sse names the post
+/// endpoint, answers arrive on the stream; same guard and tools as /mcp;
+/// another key cannot post into the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_sse_transport_serves_the_same_tools() {
+    use futures::StreamExt;
+    let up = FakeUpstream::start().await;
+    let cfg = example_config(&up.base_url()).replace(
+        r#"api_keys = [{ key = "sk-test-123", scopes = ["admin"] }]"#,
+        r#"api_keys = [{ key = "sk-test-123", scopes = ["admin"] }, { key = "sk-other-456", scopes = ["admin"] }]"#,
+    );
+    let gw = InProcess::start(&cfg).await;
+    let sse = gw.url("/sse");
+    assert_eq!(client().get(&sse).send().await.unwrap().status(), 401);
+    let r = client()
+        .get(&sse)
+        .header("x-api-key", CLIENT_KEY)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .get(&sse)
+        .header("x-api-key", CLIENT_KEY)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut events = SseReader {
+        stream: r.bytes_stream().boxed(),
+        buf: String::new(),
+    };
+    let (name, endpoint) = events.next().await;
+    assert_eq!(name, "endpoint");
+    assert!(endpoint.starts_with("/messages?sessionId="), "{endpoint}");
+    let post_url = gw.url(&endpoint);
+    let post = |key: &'static str, body: Value| {
+        client()
+            .post(&post_url)
+            .header("x-api-key", key)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        CLIENT_KEY,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2024-11-05", "capabilities": {},
+            "clientInfo": {"name": "legacy", "version": "1"}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let init = events.message().await;
+    assert_eq!(init["id"], 1);
+    assert_eq!(init["result"]["protocolVersion"], "2024-11-05");
+    assert_eq!(init["result"]["serverInfo"]["name"], "omniroute");
+    let r = post(
+        CLIENT_KEY,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    post(
+        CLIENT_KEY,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await
+    .unwrap();
+    let list = events.message().await;
+    let tools = list["result"]["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 16);
+    assert!(!list.to_string().contains("uint32"));
+    post(
+        CLIENT_KEY,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+               "params": {"name": "omniroute_get_health", "arguments": {}}}),
+    )
+    .await
+    .unwrap();
+    let call = events.message().await;
+    assert_eq!(call["id"], 3);
+    assert_eq!(
+        call["result"]["structuredContent"]["status"], "ok",
+        "{call}"
+    );
+    // Malformed posts get JSON-RPC errors; another key's post is refused.
+    let r = client()
+        .post(&post_url)
+        .header("x-api-key", CLIENT_KEY)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(
+        "sk-other-456",
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    // The Anthropic alias on the same path is untouched.
+    let r = client()
+        .post(gw.url("/messages"))
+        .header("x-api-key", CLIENT_KEY)
+        .json(&json!({"model": "mock/gpt-4o-mini", "max_tokens": 8,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(events);
+    gw.stop().await;
+}

@@ -91,3 +91,12 @@ async fn official_a2a_python_sdk_speaking_1_0() {
 async fn official_a2a_python_sdk_through_its_0_3_transport() {
     a2a_sdk("0.3").await;
 }
+
+/// The cards validate against the official A2A 1.0 and 0.3 JSON schemas
+/// (vendored in tests/fixtures/a2a), with their cache headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_cards_validate_against_the_official_a2a_schemas() {
+    let Some(python) = sdk_python() else { return };
+    let up = FakeUpstream::start().await;
+    run_sdk_script(&python, &up, "", "a2a_cards.py", &[]).await;
+}

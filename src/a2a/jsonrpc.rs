@@ -1,11 +1,31 @@
-//! JSON-RPC 2.0 envelopes and the A2A error codes. Small own types: the
-//! surface needs only the request envelope, two response shapes and one error
-//! enum, so a JSON-RPC framework would add more than it saves.
+//! JSON-RPC 2.0 envelopes and the A2A error codes.
+//!
+//! Error objects, the standard codes and the `"2.0"` marker are
+//! `jsonrpsee-types`' (`ErrorObjectOwned`, `*_CODE`, `TwoPointZero`). The
+//! request id is not: `jsonrpsee_types::Id` holds a number only as a `u64`,
+//! so an id such as `123456789012345678901234567890`, `-1` or `1.5` (all
+//! valid JSON-RPC ids) fails to decode with it, and a `serde_json::Value`
+//! would round the first to `1.2345678901234568e29`. The id is therefore kept
+//! as the raw JSON text the client sent (`Box<RawValue>`) and written back
+//! byte for byte; the test `jsonrpsee_ids_cannot_carry_every_valid_id` keeps
+//! the measurement honest if jsonrpsee ever widens its type.
 
+use jsonrpsee_types::error::{
+    ErrorObjectOwned, INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE, INVALID_REQUEST_CODE,
+    METHOD_NOT_FOUND_CODE, PARSE_ERROR_CODE,
+};
+use jsonrpsee_types::TwoPointZero;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-/// The request id: a string, a number or null (echoed back as given).
-pub type Id = Value;
+/// The request id exactly as the client wrote it: a string, a number or null.
+pub type Id = Box<RawValue>;
+
+/// The `null` id (for answers to requests whose id could not be read).
+pub fn null_id() -> Id {
+    RawValue::from_string("null".into()).unwrap_or_else(|_| Box::<RawValue>::default())
+}
 
 /// A decoded request envelope.
 #[derive(Debug, Clone)]
@@ -13,6 +33,10 @@ pub struct Request {
     pub id: Id,
     pub method: String,
     pub params: Value,
+    /// No `id` was sent. A2A has no notifications, so the request is refused,
+    /// but only after its method and params are checked: the most specific
+    /// error wins (-32601, -32602, then -32600).
+    pub missing_id: bool,
 }
 
 /// Every error this surface answers with, by A2A/JSON-RPC code.
@@ -53,13 +77,13 @@ pub enum RpcError {
 }
 
 impl RpcError {
-    pub fn code(&self) -> i64 {
+    pub fn code(&self) -> i32 {
         match self {
-            RpcError::Parse(_) => -32700,
-            RpcError::InvalidRequest(_) => -32600,
-            RpcError::MethodNotFound(_) => -32601,
-            RpcError::InvalidParams(_) => -32602,
-            RpcError::Internal(_) => -32603,
+            RpcError::Parse(_) => PARSE_ERROR_CODE,
+            RpcError::InvalidRequest(_) => INVALID_REQUEST_CODE,
+            RpcError::MethodNotFound(_) => METHOD_NOT_FOUND_CODE,
+            RpcError::InvalidParams(_) => INVALID_PARAMS_CODE,
+            RpcError::Internal(_) => INTERNAL_ERROR_CODE,
             RpcError::TaskNotFound(_) => -32001,
             RpcError::TaskNotCancelable(_) => -32002,
             RpcError::PushNotSupported => -32003,
@@ -90,61 +114,111 @@ impl RpcError {
         })
     }
 
-    /// The JSON-RPC error object.
-    pub fn to_json(&self) -> Value {
-        let mut e = json!({ "code": self.code(), "message": self.to_string() });
-        if let Some(reason) = self.reason() {
-            e["data"] = json!([{
+    /// The JSON-RPC error object (A2A errors carry an ErrorInfo in `data`).
+    pub fn to_object(&self) -> ErrorObjectOwned {
+        let data = self.reason().map(|reason| {
+            json!([{
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
                 "reason": reason,
                 "domain": "a2a-protocol.org",
-            }]);
-        }
-        e
+            }])
+        });
+        ErrorObjectOwned::owned(self.code(), self.to_string(), data)
+    }
+
+    /// The error object as JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.to_object()).unwrap_or(Value::Null)
     }
 }
 
-pub fn success(id: &Id, result: Value) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+#[derive(Serialize)]
+struct Success<'a, T: Serialize> {
+    jsonrpc: TwoPointZero,
+    id: &'a RawValue,
+    result: T,
 }
 
-pub fn failure(id: &Id, err: &RpcError) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "error": err.to_json() })
+#[derive(Serialize)]
+struct Failure<'a> {
+    jsonrpc: TwoPointZero,
+    id: &'a RawValue,
+    error: ErrorObjectOwned,
+}
+
+/// A success response, with the id written as the client sent it.
+pub fn success<T: Serialize>(id: &RawValue, result: T) -> String {
+    serde_json::to_string(&Success {
+        jsonrpc: TwoPointZero,
+        id,
+        result,
+    })
+    .unwrap_or_else(|e| failure(id, &RpcError::Internal(e.to_string())))
+}
+
+/// An error response, with the id written as the client sent it.
+pub fn failure(id: &RawValue, err: &RpcError) -> String {
+    serde_json::to_string(&Failure {
+        jsonrpc: TwoPointZero,
+        id,
+        error: err.to_object(),
+    })
+    .unwrap_or_default()
+}
+
+/// The envelope as read: members kept raw so the id is never re-encoded.
+#[derive(Deserialize)]
+struct Envelope {
+    jsonrpc: Option<Box<RawValue>>,
+    id: Option<Box<RawValue>>,
+    method: Option<Value>,
+    params: Option<Value>,
 }
 
 /// Decode a request body into an envelope; the id is returned with the error
 /// when it could be read, so the answer can echo it.
 pub fn decode(body: &[u8]) -> Result<Request, (Id, RpcError)> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| (Value::Null, RpcError::Parse(e.to_string())))?;
-    let Value::Object(mut obj) = v else {
+    // First: is it JSON at all, and one object?
+    let raw: &RawValue =
+        serde_json::from_slice(body).map_err(|e| (null_id(), RpcError::Parse(e.to_string())))?;
+    if !raw.get().trim_start().starts_with('{') {
         return Err((
-            Value::Null,
+            null_id(),
             RpcError::InvalidRequest("the body must be one JSON-RPC request object".into()),
         ));
-    };
-    let id = match obj.remove("id") {
-        Some(id @ (Value::String(_) | Value::Number(_))) => id,
-        Some(Value::Null) | None => {
-            return Err((
-                Value::Null,
-                RpcError::InvalidRequest("`id` (a string or a number) is required".into()),
-            ))
+    }
+    let env: Envelope = serde_json::from_str(raw.get())
+        .map_err(|e| (null_id(), RpcError::InvalidRequest(e.to_string())))?;
+    let mut missing_id = false;
+    let id = match env.id {
+        Some(id) => {
+            let first = id.get().as_bytes().first().copied().unwrap_or(b'n');
+            match first {
+                b'"' | b'-' | b'0'..=b'9' => id,
+                b'n' => {
+                    missing_id = true;
+                    null_id()
+                }
+                _ => {
+                    return Err((
+                        null_id(),
+                        RpcError::InvalidRequest("`id` must be a string or a number".into()),
+                    ))
+                }
+            }
         }
-        Some(_) => {
-            return Err((
-                Value::Null,
-                RpcError::InvalidRequest("`id` must be a string or a number".into()),
-            ))
+        None => {
+            missing_id = true;
+            null_id()
         }
     };
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if env.jsonrpc.as_ref().map(|v| v.get()) != Some("\"2.0\"") {
         return Err((
             id,
             RpcError::InvalidRequest("`jsonrpc` must be \"2.0\"".into()),
         ));
     }
-    let method = match obj.remove("method") {
+    let method = match env.method {
         Some(Value::String(m)) if !m.is_empty() => m,
         _ => {
             return Err((
@@ -153,7 +227,7 @@ pub fn decode(body: &[u8]) -> Result<Request, (Id, RpcError)> {
             ))
         }
     };
-    let params = match obj.remove("params") {
+    let params = match env.params {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(p @ Value::Object(_)) => p,
         Some(_) => {
@@ -163,7 +237,17 @@ pub fn decode(body: &[u8]) -> Result<Request, (Id, RpcError)> {
             ))
         }
     };
-    Ok(Request { id, method, params })
+    Ok(Request {
+        id,
+        method,
+        params,
+        missing_id,
+    })
+}
+
+/// The error for a request that came without an id.
+pub fn missing_id() -> RpcError {
+    RpcError::InvalidRequest("`id` (a string or a number) is required".into())
 }
 
 #[cfg(test)]
@@ -174,15 +258,13 @@ mod tests {
     fn envelopes_are_checked_in_order() {
         assert_eq!(decode(b"{").unwrap_err().1.code(), -32700);
         assert_eq!(decode(b"[]").unwrap_err().1.code(), -32600);
-        assert_eq!(
+        assert!(
             decode(br#"{"jsonrpc":"2.0","method":"x"}"#)
-                .unwrap_err()
-                .1
-                .code(),
-            -32600
+                .unwrap()
+                .missing_id
         );
         let (id, e) = decode(br#"{"jsonrpc":"1.0","id":7,"method":"x"}"#).unwrap_err();
-        assert_eq!((id, e.code()), (json!(7), -32600));
+        assert_eq!((id.get(), e.code()), ("7", -32600));
         let (_, e) =
             decode(br#"{"jsonrpc":"2.0","id":"a","method":"x","params":[1]}"#).unwrap_err();
         assert_eq!(e.code(), -32602);
@@ -192,5 +274,39 @@ mod tests {
         let e = RpcError::TaskNotFound("t".into()).to_json();
         assert_eq!(e["code"], -32001);
         assert_eq!(e["data"][0]["reason"], "TASK_NOT_FOUND");
+        assert!(RpcError::Parse("x".into()).to_json().get("data").is_none());
+    }
+
+    #[test]
+    fn ids_are_echoed_byte_for_byte() {
+        for id in [
+            "123456789012345678901234567890",
+            "-1",
+            "1.5",
+            "\"a\\u00e9\"",
+            "0",
+        ] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"GetTask"}}"#);
+            let r = decode(body.as_bytes()).unwrap();
+            assert_eq!(r.id.get(), id);
+            let out = success(&r.id, json!({"ok": true}));
+            assert!(out.contains(&format!(r#""id":{id}"#)), "{out}");
+            let out = failure(&r.id, &RpcError::TaskNotFound("t".into()));
+            assert!(out.contains(&format!(r#""id":{id}"#)), "{out}");
+        }
+        let (id, e) = decode(br#"{"jsonrpc":"2.0","id":{"x":1},"method":"m"}"#).unwrap_err();
+        assert_eq!((id.get(), e.code()), ("null", -32600));
+    }
+
+    /// Why the envelope's id is not `jsonrpsee_types::Id` (see the module doc).
+    #[test]
+    fn jsonrpsee_ids_cannot_carry_every_valid_id() {
+        for id in ["123456789012345678901234567890", "-1", "1.5"] {
+            assert!(
+                serde_json::from_str::<jsonrpsee_types::Id>(id).is_err(),
+                "{id}"
+            );
+        }
+        assert!(serde_json::from_str::<jsonrpsee_types::Id>("7").is_ok());
     }
 }

@@ -5,12 +5,12 @@ use super::jsonrpc::{self, Id, RpcError};
 use super::runner::{self, Started};
 use super::skills::{self, Request as SkillRequest};
 use super::wire::{self, Dialect, TaskEvent};
-use super::Agent;
+use super::{card, Agent};
 use crate::http::Caller;
 use crate::ops::tasks::{self, Task, TaskQuery, TaskState, TaskStatus};
 use crate::ops::OpsError;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, StreamExt};
@@ -36,8 +36,17 @@ struct Ctx {
     headers: HeaderMap,
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
+/// A JSON-RPC answer (already serialized, so ids stay as sent).
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn version_header(headers: &HeaderMap) -> Result<(), RpcError> {
@@ -54,27 +63,65 @@ fn version_header(headers: &HeaderMap) -> Result<(), RpcError> {
     }
 }
 
+/// A2A §9 (JSON-RPC binding): requests are `application/json` (with or
+/// without parameters such as `charset`); anything else is refused before
+/// the body is read, with HTTP 415 and a ContentTypeNotSupported error.
+fn content_type_ok(headers: &HeaderMap) -> Result<(), RpcError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        let shown = if ct.is_empty() { "(none)" } else { ct };
+        Err(RpcError::ContentType(format!(
+            "the request Content-Type is {shown}; JSON-RPC requests to /a2a must be sent as application/json"
+        )))
+    }
+}
+
+/// How much of an over-limit body is read (and dropped) before answering,
+/// so the client, still sending, reads the error instead of a reset.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, Response> {
     let too_large = || {
         json_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             jsonrpc::failure(
-                &Value::Null,
+                &jsonrpc::null_id(),
                 &RpcError::InvalidRequest(format!("the request body is larger than {limit} bytes")),
             ),
         )
     };
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    let mut body = req.into_body().into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(json_response(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::failure(
+                    &jsonrpc::null_id(),
+                    &RpcError::InvalidRequest("the request body could not be read".into()),
+                ),
+            ));
+        };
+        seen = seen.saturating_add(chunk.len());
+        if seen > DRAIN_LIMIT {
+            // Past this, reading on costs more than a reset saves.
+            return Err(too_large());
+        }
+        if seen <= limit {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if seen > limit {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| too_large())
+    Ok(buf.freeze())
 }
 
 pub async fn handle(State(agent): State<Arc<Agent>>, req: Request) -> Response {
@@ -84,14 +131,21 @@ pub async fn handle(State(agent): State<Arc<Agent>>, req: Request) -> Response {
         .cloned()
         .unwrap_or_default();
     let headers = req.headers().clone();
+    if let Err(e) = content_type_ok(&headers) {
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            jsonrpc::failure(&jsonrpc::null_id(), &e),
+        );
+    }
     let body = match read_body(req, agent.body_limit()).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let rpc = match jsonrpc::decode(&body) {
+    let mut rpc = match jsonrpc::decode(&body) {
         Ok(r) => r,
         Err((id, e)) => return json_response(StatusCode::OK, jsonrpc::failure(&id, &e)),
     };
+    wire::camel_case_keys(&mut rpc.params);
     let id = rpc.id.clone();
     let dialect = if rpc.method.contains('/') {
         Dialect::V03
@@ -106,6 +160,7 @@ pub async fn handle(State(agent): State<Arc<Agent>>, req: Request) -> Response {
         headers,
     };
     let answer = match version_header(&ctx.headers) {
+        Ok(()) if rpc.missing_id => Err(without_id(&rpc.method, &rpc.params)),
         Ok(()) => dispatch(&ctx, &rpc.method, &rpc.params).await,
         Err(e) => Err(e),
     };
@@ -123,11 +178,27 @@ pub async fn handle(State(agent): State<Arc<Agent>>, req: Request) -> Response {
 
 fn sse(id: Id, events: BoxStream<'static, Value>) -> Response {
     let frames = events.map(move |result| {
-        Ok::<_, Infallible>(Event::default().data(jsonrpc::success(&id, result).to_string()))
+        Ok::<_, Infallible>(Event::default().data(jsonrpc::success(&id, result)))
     });
     Sse::new(frames)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// The error for a request without an id: its method, then its params, are
+/// checked first (nothing runs).
+fn without_id(method: &str, params: &Value) -> RpcError {
+    let checked = match method {
+        "SendMessage" | "message/send" | "SendStreamingMessage" | "message/stream" => {
+            wire::decode_send(params).map(|_| ())
+        }
+        "GetTask" | "tasks/get" | "CancelTask" | "tasks/cancel" | "SubscribeToTask"
+        | "tasks/resubscribe" => wire::decode_task_id(params).map(|_| ()),
+        "ListTasks" | "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => Ok(()),
+        m if m.contains("ushNotificationConfig") => Ok(()),
+        other => Err(RpcError::MethodNotFound(format!("{other:?}"))),
+    };
+    checked.err().unwrap_or_else(jsonrpc::missing_id)
 }
 
 async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Answer, RpcError> {
@@ -139,7 +210,14 @@ async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Answer, Rpc
         "CancelTask" | "tasks/cancel" => cancel_task(ctx, params).await.map(Answer::Json),
         "SubscribeToTask" | "tasks/resubscribe" => subscribe(ctx, params).await,
         "GetExtendedAgentCard" | "agent/getAuthenticatedExtendedCard" => {
-            Ok(Answer::Json(super::card_for(&ctx.agent.gw, &ctx.headers)))
+            let version = match ctx.dialect {
+                Dialect::V1 => card::CardVersion::V1,
+                Dialect::V03 => card::CardVersion::V03,
+            };
+            Ok(Answer::Json(card::card(
+                version,
+                &super::base_for(&ctx.agent.gw, &ctx.headers),
+            )))
         }
         "CreateTaskPushNotificationConfig"
         | "GetTaskPushNotificationConfig"
@@ -219,22 +297,41 @@ async fn start(
         })
         .or_else(|| existing.as_ref().map(|t| t.skill.clone()));
     let text = sp.message.text();
-    let skill = skills::select(named.as_deref(), &text)?;
-    let mut metadata = Map::new();
-    for m in [&sp.metadata, &sp.message.metadata].into_iter().flatten() {
-        if let Some(o) = m.as_object() {
-            metadata.extend(o.clone());
+    let fixtures = ctx.agent.gw.settings.conformance_fixtures;
+    let tck = fixtures
+        && match named.as_deref() {
+            Some(n) => n == skills::conformance::SKILL,
+            None => skills::conformance::applies(&sp.message.message_id),
+        };
+    let (selection, input) = if tck {
+        (
+            skills::Selection {
+                skill: skills::conformance::SKILL.to_string(),
+                by: "conformance-fixture",
+                scores: Vec::new(),
+            },
+            skills::Input::Conformance(sp.message.message_id.clone()),
+        )
+    } else {
+        let selection = skills::select(named.as_deref(), &text)?;
+        let mut metadata = Map::new();
+        for m in [&sp.metadata, &sp.message.metadata].into_iter().flatten() {
+            if let Some(o) = m.as_object() {
+                metadata.extend(o.clone());
+            }
         }
-    }
-    let input = skills::parse(
-        &skill,
-        &SkillRequest {
-            text,
-            data: skills::data_input(data),
-            prior: sp.prior.clone(),
-            metadata: Value::Object(metadata),
-        },
-    )?;
+        let input = skills::parse(
+            &selection.skill,
+            &SkillRequest {
+                text,
+                data: skills::data_input(data),
+                prior: sp.prior.clone(),
+                metadata: Value::Object(metadata),
+            },
+        )?;
+        (selection, input)
+    };
+    let skill = selection.skill.clone();
     ctx.who
         .require(
             input.scope(),
@@ -243,10 +340,17 @@ async fn start(
         .map_err(|e| RpcError::Forbidden(e.to_string()))?;
     let mut task = match existing {
         Some(t) => t,
-        None => Task::new(
-            sp.message.context_id.clone().unwrap_or_else(tasks::new_id),
-            &skill,
-        ),
+        None => {
+            let mut t = Task::new(
+                sp.message.context_id.clone().unwrap_or_else(tasks::new_id),
+                &skill,
+            );
+            // Which skill serves the task and why: named, classified or the default.
+            if let Some(Value::Object(m)) = &mut t.metadata {
+                m.insert("skillSelection".into(), selection.to_json());
+            }
+            t
+        }
     };
     sp.message.task_id = Some(task.id.clone());
     sp.message.context_id = Some(task.context_id.clone());
@@ -266,7 +370,36 @@ async fn start(
     Ok((started, sp))
 }
 
+/// The TCK's message-only scenario (fixtures only): the answer is a Message, no task.
+fn direct_reply(ctx: &Ctx, params: &Value) -> Result<Option<Value>, RpcError> {
+    if !ctx.agent.gw.settings.conformance_fixtures {
+        return Ok(None);
+    }
+    let sp = wire::decode_send(params)?;
+    let Some(text) = skills::conformance::direct_reply(&sp.message.message_id) else {
+        return Ok(None);
+    };
+    let msg = crate::ops::tasks::Message {
+        message_id: tasks::new_id(),
+        context_id: Some(sp.message.context_id.clone().unwrap_or_else(tasks::new_id)),
+        task_id: None,
+        role: crate::ops::tasks::Role::Agent,
+        parts: vec![crate::ops::tasks::Part::text(text)],
+        metadata: None,
+        reference_task_ids: Vec::new(),
+        extensions: Vec::new(),
+    };
+    let m = ctx.dialect.message(&msg);
+    Ok(Some(match ctx.dialect {
+        Dialect::V1 => json!({ "message": m }),
+        Dialect::V03 => m,
+    }))
+}
+
 async fn send(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
+    if let Some(reply) = direct_reply(ctx, params)? {
+        return Ok(reply);
+    }
     let (started, sp) = start(ctx, params, false).await?;
     let task = if sp.return_immediately {
         started.live.snapshot()
@@ -312,6 +445,9 @@ fn task_stream(
 }
 
 async fn stream_send(ctx: &Ctx, params: &Value) -> Result<Answer, RpcError> {
+    if let Some(reply) = direct_reply(ctx, params)? {
+        return Ok(Answer::Stream(stream::once(async move { reply }).boxed()));
+    }
     let (started, _) = start(ctx, params, true).await?;
     Ok(Answer::Stream(task_stream(
         ctx.dialect,

@@ -19,7 +19,7 @@ pub mod wire;
 use crate::gateway::Gateway;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Agent {
     pub gw: Arc<Gateway>,
     pub live: Arc<runner::Live>,
+    /// When this agent started: the card's `Last-Modified`.
+    pub started: std::time::SystemTime,
 }
 
 impl Agent {
@@ -38,6 +40,7 @@ impl Agent {
         Arc::new(Agent {
             gw,
             live: Arc::new(runner::Live::default()),
+            started: std::time::SystemTime::now(),
         })
     }
 
@@ -51,6 +54,11 @@ impl Agent {
 pub fn rpc_routes<S: Clone + Send + Sync + 'static>(agent: Arc<Agent>) -> Router<S> {
     Router::new()
         .route("/a2a", post(methods::handle))
+        // The 1.0 TCK and some clients post to the card's URL with a slash.
+        .route("/a2a/", post(methods::handle))
+        // The extended card at the HTTP+JSON binding's path, for 0.3 clients
+        // that look for it there; behind the key check like the RPC.
+        .route("/a2a/v1/card", get(serve_card))
         .with_state(agent)
 }
 
@@ -59,19 +67,27 @@ pub fn card_routes<S: Clone + Send + Sync + 'static>(agent: Arc<Agent>) -> Route
     Router::new()
         .route("/.well-known/agent-card.json", get(serve_card))
         .route("/.well-known/agent.json", get(serve_card))
+        // A GET on the card's interface URL answers with the public card too.
+        .route("/a2a", get(serve_card))
+        .route("/a2a/", get(serve_card))
         .with_state(agent)
 }
 
-async fn serve_card(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> Response {
-    axum::Json(card_for(&agent.gw, &headers)).into_response()
+async fn serve_card(
+    State(agent): State<Arc<Agent>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let version = card::CardVersion::for_request(uri.path(), &headers);
+    let body = card::card(version, &base_for(&agent.gw, &headers));
+    card::serve(&body, &headers, agent.started)
 }
 
-/// The card for a request: it names the address the client used only when
+/// The base URL for links in a card: the address the client used only when
 /// that name is this gateway's own (never an arbitrary `Host`).
-pub(crate) fn card_for(gw: &Gateway, headers: &HeaderMap) -> serde_json::Value {
+pub(crate) fn base_for(gw: &Gateway, headers: &HeaderMap) -> String {
     let s = &gw.settings;
     let fallback = format!("http://{}:{}", s.host, s.port);
     let hosts = crate::http::guard::HostPolicy::new(&s.host, &s.allowed_hosts, &s.allowed_origins);
-    let base = card::base_url(headers, &fallback, |h| hosts.trusts_for_links(h));
-    card::agent_card(&base)
+    card::base_url(headers, &fallback, |h| hosts.trusts_for_links(h))
 }

@@ -233,6 +233,44 @@ impl Dialect {
     }
 }
 
+/// ProtoJSON readers accept a field's proto name (`history_length`) as
+/// well as its JSON name (`historyLength`): rename snake_case keys of the
+/// request's own objects to camelCase (user data under `data` and
+/// `metadata` is left as sent).
+pub fn camel_case_keys(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let keys: Vec<String> = o.keys().filter(|k| k.contains('_')).cloned().collect();
+            for k in keys {
+                let mut camel = String::with_capacity(k.len());
+                let mut up = false;
+                for c in k.chars() {
+                    if c == '_' {
+                        up = !camel.is_empty();
+                    } else if up {
+                        camel.extend(c.to_uppercase());
+                        up = false;
+                    } else {
+                        camel.push(c);
+                    }
+                }
+                if !o.contains_key(&camel) {
+                    if let Some(val) = o.remove(&k) {
+                        o.insert(camel, val);
+                    }
+                }
+            }
+            for (k, child) in o.iter_mut() {
+                if k != "data" && k != "metadata" {
+                    camel_case_keys(child);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(camel_case_keys),
+        _ => {}
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> RpcError {
     RpcError::InvalidParams(msg.into())
 }
@@ -492,6 +530,18 @@ mod tests {
         assert_eq!(p.skill.as_deref(), Some("quota-management"));
         assert_eq!(p.message.text(), "Give me a short quota summary.");
         assert_eq!(p.message.role, Role::User);
+    }
+
+    #[test]
+    fn proto_field_names_are_read_too() {
+        let mut p = json!({"id": "t", "history_length": 1, "message": {"message_id": "m",
+            "role": "ROLE_USER", "parts": [{"text": "x", "media_type": "text/plain"}],
+            "metadata": {"keep_me": 1}}, "historyLength_x": 2});
+        camel_case_keys(&mut p);
+        assert_eq!(p["historyLength"], 1);
+        assert_eq!(p["message"]["messageId"], "m");
+        assert_eq!(p["message"]["parts"][0]["mediaType"], "text/plain");
+        assert_eq!(p["message"]["metadata"]["keep_me"], 1);
     }
 
     #[test]

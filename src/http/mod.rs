@@ -11,6 +11,7 @@ mod chat;
 pub mod error;
 pub mod guard;
 mod mcp;
+mod mcp_sse;
 mod models;
 mod translated;
 
@@ -106,10 +107,31 @@ pub fn router(state: AppState) -> Router {
     let agent_rpc = crate::a2a::rpc_routes(agent.clone()).route_layer(
         axum::middleware::from_fn_with_state(state.clone(), auth::require_key),
     );
+    let (mcp_routes, legacy_mcp_messages) = mcp::routes(&state);
+    // `/messages` is both Claude Code's alias of `/v1/messages` and, with a
+    // `sessionId`, the legacy MCP SSE transport's post endpoint.
+    let messages_alias = Router::new()
+        .route("/messages", post(translated::messages))
+        .route_layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let legacy = legacy_mcp_messages.clone();
+                async move {
+                    if mcp_sse::is_session_post(req.uri()) {
+                        use tower::ServiceExt;
+                        match legacy.oneshot(req).await {
+                            Ok(r) => r,
+                            Err(e) => match e {},
+                        }
+                    } else {
+                        next.run(req).await
+                    }
+                }
+            },
+        ));
     // Routes in other formats check the key themselves, to answer in their own shape.
     let translated = Router::new()
         .route("/v1/messages", post(translated::messages))
-        .route("/messages", post(translated::messages))
+        .merge(messages_alias)
         .route("/v1/v1/messages", post(translated::messages))
         .route("/v1/messages/count_tokens", post(translated::count_tokens))
         .route("/v1/responses", post(translated::responses))
@@ -126,7 +148,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::a2a::card_routes(agent))
         .merge(protected)
         .merge(agent_rpc)
-        .merge(mcp::routes(&state))
+        .merge(mcp_routes)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -51,7 +51,7 @@ impl OmnirouteMcp {
     pub fn new(gw: Arc<Gateway>) -> OmnirouteMcp {
         OmnirouteMcp {
             gw,
-            tool_router: Self::ops_tools() + Self::routing_tools(),
+            tool_router: clean_schemas(Self::ops_tools() + Self::routing_tools()),
             prompt_router: Self::prompt_router(),
         }
     }
@@ -64,10 +64,28 @@ impl OmnirouteMcp {
     /// The tools as clients see them in `tools/list`, sorted by name: checked
     /// into `schemas/mcp-tools.json` so a change to any tool's schema shows.
     pub fn tool_catalog() -> serde_json::Value {
-        let mut tools = (Self::ops_tools() + Self::routing_tools()).list_all();
+        let mut tools = clean_schemas(Self::ops_tools() + Self::routing_tools()).list_all();
         tools.sort_by(|a, b| a.name.cmp(&b.name));
         serde_json::json!({ "tools": tools })
     }
+}
+
+/// Tools' schemas with only the `format`s JSON Schema defines (see
+/// `crate::schema::standard_formats`).
+fn clean_schemas<S>(mut router: ToolRouter<S>) -> ToolRouter<S> {
+    let clean = |o: &Arc<rmcp::model::JsonObject>| {
+        let mut v = serde_json::Value::Object(o.as_ref().clone());
+        crate::schema::standard_formats(&mut v);
+        match v {
+            serde_json::Value::Object(m) => Arc::new(m),
+            _ => o.clone(),
+        }
+    };
+    for route in router.map.values_mut() {
+        route.attr.input_schema = clean(&route.attr.input_schema);
+        route.attr.output_schema = route.attr.output_schema.as_ref().map(clean);
+    }
+    router
 }
 
 /// The message a client sees when an operation fails, saying what to fix.
