@@ -88,7 +88,7 @@ fn valid_request(fmt: WireFormat) -> impl Strategy<Value = Value> {
     )
         .prop_map(move |(system, turns, temperature, max_tokens, stream)| {
             let role = |i: usize, user: &'static str, other: &'static str| {
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     user
                 } else {
                     other
@@ -133,7 +133,7 @@ fn valid_request(fmt: WireFormat) -> impl Strategy<Value = Value> {
                         .iter()
                         .enumerate()
                         .map(|(i, m)| {
-                            let (r, kind) = if i % 2 == 0 { ("user", "input_text") } else { ("assistant", "output_text") };
+                            let (r, kind) = if i.is_multiple_of(2) { ("user", "input_text") } else { ("assistant", "output_text") };
                             json!({"type": "message", "role": r, "content": [{"type": kind, "text": m}]})
                         })
                         .collect();
