@@ -69,6 +69,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     pub metrics: Metrics,
     pub routing: Arc<Routing>,
+    /// Subscription accounts' tokens and plan windows.
+    pub subscriptions: Arc<crate::subscription::Subscriptions>,
     catalog: Vec<ProviderSpec>,
     registry: ArcSwap<Registry>,
     started: Instant,
@@ -84,8 +86,13 @@ impl Gateway {
         let health_rows = store.read(store::list_health).await?;
         let routing = Arc::new(Routing::new(settings.routing_seed));
         routing.health.restore(&health_rows, store::now_ms());
+        let subscriptions = Arc::new(crate::subscription::Subscriptions::default());
+        let windows = store.read(store::subscriptions::list_windows).await?;
+        crate::subscription::restore_windows(&routing.health, &windows);
+        subscriptions.load_windows(windows);
         let gw = Arc::new(Gateway {
             routing,
+            subscriptions,
             upstream: Upstream::new(settings.connect_timeout)?,
             settings,
             store,
@@ -114,7 +121,7 @@ impl Gateway {
     /// Rebuild the registry from the store now.
     pub async fn reload(&self) -> Result<(), StoreError> {
         let now = store::now_ms();
-        let (generation, providers, accounts, keys, combo_rows, mut budgets) = self
+        let (generation, providers, accounts, keys, combo_rows, mut budgets, oauth_rows) = self
             .store
             .read(move |c| {
                 let mut budgets = Vec::new();
@@ -149,6 +156,7 @@ impl Gateway {
                     store::list_keys(c)?,
                     store::list_combos(c)?,
                     budgets,
+                    store::subscriptions::list_oauth(c)?,
                 ))
             })
             .await?;
@@ -194,9 +202,22 @@ impl Gateway {
             }
         }
         self.routing.budgets.load(budgets, now);
+        self.subscriptions
+            .tokens
+            .load(&oauth_rows, self.store.cipher());
+        let oauth = oauth_rows
+            .iter()
+            .map(|r| crate::registry::OAuthState {
+                account_id: r.account_id.clone(),
+                kind: r.kind.clone(),
+                status: r.status.clone(),
+                reason: r.status_reason.clone(),
+            })
+            .collect();
         let env = |name: &str| std::env::var(name).ok();
         let registry = Registry::build(Inputs {
             generation,
+            oauth,
             catalog: &self.catalog,
             providers,
             accounts,

@@ -10,6 +10,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_routing.sql")),
     (3, include_str!("migrations/0003_a2a_tasks.sql")),
     (4, include_str!("migrations/0004_responses.sql")),
+    // 0005 is taken by key scopes on main; the gap is kept so both merge.
+    (6, include_str!("migrations/0006_subscriptions.sql")),
 ];
 
 pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

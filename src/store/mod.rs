@@ -6,6 +6,7 @@ mod migrate;
 pub mod records;
 pub mod responses;
 pub mod routing_records;
+pub mod subscriptions;
 pub mod tasks;
 mod usage_stats;
 mod writer;
