@@ -237,10 +237,23 @@ pub async fn prepare(
         SubscriptionKind::Gemini => {
             let project = match account_ref {
                 Some(p) => Some(p),
-                None => login::code_assist_project(client, base(target), token.expose())
-                    .await
-                    .ok()
-                    .flatten(),
+                None => {
+                    // An imported Gemini CLI login names no project: ask Code Assist once, keep it.
+                    let found = login::code_assist_project(client, base(target), token.expose())
+                        .await
+                        .ok()
+                        .flatten();
+                    if let Some(p) = &found {
+                        gw.subscriptions
+                            .tokens
+                            .set_account_ref(&target.account.id, p);
+                        let (id, p) = (target.account.id.clone(), p.clone());
+                        gw.store.write_detached("code assist project", move |tx| {
+                            crate::store::subscriptions::set_oauth_facts(tx, &id, None, Some(&p))
+                        });
+                    }
+                    found
+                }
             };
             let body = gemini_body(&out.bytes, &target.model, project.as_deref(), request_id)
                 .map_err(|m| Unready::Account {
@@ -416,7 +429,12 @@ pub fn unwrap_stream(
 
 fn gemini_line(line: &[u8]) -> Vec<u8> {
     let Some(data) = line.strip_prefix(b"data:") else {
-        return line.to_vec();
+        // Code Assist may end lines with CRLF; the codecs read LF.
+        return if line.trim_ascii().is_empty() {
+            b"\n".to_vec()
+        } else {
+            line.to_vec()
+        };
     };
     match serde_json::from_slice::<Value>(data.trim_ascii()) {
         Ok(v) => match v.get("response") {

@@ -155,6 +155,15 @@ impl TokenBook {
         Ok(bearer_of(&c))
     }
 
+    /// Remember a fact learnt on first use (Gemini's Code Assist project).
+    pub fn set_account_ref(&self, account_id: &str, value: &str) {
+        if let Some(slot) = self.slot(account_id) {
+            if let Ok(mut c) = slot.try_lock() {
+                c.account_ref = Some(value.to_string());
+            }
+        }
+    }
+
     /// Force the next `bearer` call to refresh (the upstream refused the token).
     pub fn expire(&self, account_id: &str) {
         if let Some(slot) = self.slot(account_id) {
