@@ -710,3 +710,93 @@ async fn claude_codes_own_bearer_is_passed_through_then_the_gateways_accounts() 
     let (status, _, text) = text_of(messages(&gw, "cc/claude-sonnet-4-5").await).await;
     assert_eq!((status, text.as_str()), (200, "served by own"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_anthropic_and_openai_sdks_on_subscription_accounts() {
+    let Some(python) = support::sdk_python() else {
+        return;
+    };
+    let s = Setup::new("").await;
+    let codex_access = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.c2ln";
+    s.fake.seed("alice", "at-alice", "rt-alice");
+    s.fake.seed("bob", codex_access, "rt-bob");
+    s.fake.seed("carol", "at-carol", "rt-carol");
+    s.import(
+        "claude",
+        "alice",
+        &claude_creds("at-alice", "rt-alice", far()),
+        0,
+    );
+    s.import(
+        "codex",
+        "bob",
+        &json!({"tokens": {"access_token": codex_access, "refresh_token": "rt-bob", "account_id": "acct-bob"}}),
+        0,
+    );
+    s.import(
+        "gemini",
+        "carol",
+        &json!({"access_token": "at-carol", "refresh_token": "rt-carol", "expiry_date": far()}),
+        0,
+    );
+    let gw = s.serve();
+    let path = format!(
+        "{}/tests/python/subscription_sdk.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = tokio::process::Command::new(python)
+        .arg(&path)
+        .env("OMNIROUTE_BASE", &gw.base)
+        .env("OMNIROUTE_BASE_URL", gw.url("/v1"))
+        .env("OMNIROUTE_KEY", CLIENT_KEY)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all checks passed"),
+        "{stdout}\n{}\n--- gateway log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gw.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_stays_on_its_account_until_that_account_runs_out() {
+    let s = Setup::new("").await;
+    for u in ["mia", "ned"] {
+        s.fake.seed(u, &format!("at-{u}"), &format!("rt-{u}"));
+    }
+    let mia = s.import("claude", "mia", &claude_creds("at-mia", "rt-mia", far()), 0);
+    let ned = s.import("claude", "ned", &claude_creds("at-ned", "rt-ned", far()), 1);
+    let (mia, ned) = (
+        mia["id"].as_str().unwrap().to_string(),
+        ned["id"].as_str().unwrap().to_string(),
+    );
+    let gw = s.serve();
+    let turn = |session: &'static str| {
+        client()
+            .post(gw.url("/v1/messages"))
+            .header("x-api-key", CLIENT_KEY)
+            .header("x-claude-code-session-id", session)
+            .json(&json!({"model": "cc/claude-sonnet-4-5", "max_tokens": 32, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    assert_eq!(text_of(turn("s1").await.unwrap()).await.1, mia);
+    // Mia runs out mid-conversation: the session moves to Ned and stays there,
+    // even once Mia could serve again, while Ned has quota.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 1500;
+    s.fake
+        .with(|st| st.exhausted_until.insert("mia".into(), soon));
+    assert_eq!(text_of(turn("s1").await.unwrap()).await.1, ned);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    for _ in 0..3 {
+        assert_eq!(text_of(turn("s1").await.unwrap()).await.1, ned);
+    }
+    // A new conversation starts on the first account again.
+    assert_eq!(text_of(turn("s2").await.unwrap()).await.1, mia);
+}
