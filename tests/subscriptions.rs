@@ -27,6 +27,10 @@ struct Setup {
 impl Setup {
     /// `claude_extra`: more keys for the `claude-code` provider (e.g. its mode).
     async fn new(claude_extra: &str) -> Setup {
+        Self::with_modes(claude_extra, "").await
+    }
+
+    async fn with_modes(claude_extra: &str, codex_extra: &str) -> Setup {
         let fake = FakeSubs::start().await;
         let dir = tempfile::tempdir().unwrap();
         let base = fake.base();
@@ -42,6 +46,7 @@ base_url = "{base}"
 [[providers]]
 id = "codex"
 base_url = "{base}/backend-api/codex"
+{codex_extra}
 
 [[providers]]
 id = "gemini-cli"
@@ -799,4 +804,58 @@ async fn a_conversation_stays_on_its_account_until_that_account_runs_out() {
     }
     // A new conversation starts on the first account again.
     assert_eq!(text_of(turn("s2").await.unwrap()).await.1, mia);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codexs_own_chatgpt_token_is_passed_through_then_the_gateways_account() {
+    let s = Setup::with_modes("", "mode = \"client-credential\"").await;
+    let jwt = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJjbGllbnQifQ.c2ln";
+    s.fake.seed("codexclient", jwt, "r");
+    let own = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.b3du";
+    s.fake.seed("codexown", own, "rt-own");
+    let mine = s.import(
+        "codex",
+        "own",
+        &json!({"tokens": {"access_token": own, "refresh_token": "rt-own", "account_id": "acct-own"}}),
+        0,
+    );
+    let gw = s.serve();
+    let ask = || {
+        client()
+            .post(gw.url("/v1/responses"))
+            .header("authorization", format!("Bearer {jwt}"))
+            .header("chatgpt-account-id", "acct-client")
+            .header("x-omniroute-key", CLIENT_KEY)
+            .json(&json!({"model": "cx/gpt-5.5", "input": "hi"}))
+            .send()
+    };
+    let r = ask().await.unwrap();
+    assert_eq!(r.headers()["x-omniroute-account"], "client-codex");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["output"][0]["content"][0]["text"],
+        "served by codexclient"
+    );
+    let acct = s.fake.with(|st| {
+        st.last_headers.as_ref().unwrap()["chatgpt-account-id"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    });
+    assert_eq!(acct, "acct-client");
+    // Its plan runs out (429 usage_limit_reached): the gateway's own account answers.
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    s.fake
+        .with(|st| st.exhausted_until.insert("codexclient".into(), later));
+    let r = ask().await.unwrap();
+    assert_eq!(
+        r.headers()["x-omniroute-account"],
+        mine["id"].as_str().unwrap()
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["output"][0]["content"][0]["text"], "served by codexown");
 }
