@@ -114,7 +114,8 @@ pub fn from_anthropic(h: &HeaderMap) -> Report {
         };
         r.windows.push(Window {
             name: name.to_string(),
-            used_pct: util * 100.0,
+            // 0.1 × 100 is 10.000000000000002 in binary; keep two decimals.
+            used_pct: (util * 10_000.0).round() / 100.0,
             resets_ms: text(h, &p("reset")).and_then(parse_reset),
             window_minutes: Some(minutes),
             status: text(h, &p("status")).map(str::to_string),

@@ -794,11 +794,12 @@ async fn a_conversation_stays_on_its_account_until_that_account_runs_out() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-        + 1500;
+        + 1000;
     s.fake
         .with(|st| st.exhausted_until.insert("mia".into(), soon));
     assert_eq!(text_of(turn("s1").await.unwrap()).await.1, ned);
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Past Mia's reset (whole seconds in the header) and her cooldown.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     for _ in 0..3 {
         assert_eq!(text_of(turn("s1").await.unwrap()).await.1, ned);
     }
@@ -858,4 +859,265 @@ async fn codexs_own_chatgpt_token_is_passed_through_then_the_gateways_account() 
     );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["output"][0]["content"][0]["text"], "served by codexown");
+}
+
+/// Run `omniroute login KIND ARGS`, play the browser on the URL it prints
+/// (the fake's consent page redirects to the callback), wait for it to finish.
+async fn code_login(s: &Setup, kind: &str, args: &[&str]) -> String {
+    let mut child = Command::new(binary_path())
+        .args([
+            "--data-dir",
+            s.data().to_str().unwrap(),
+            "--config",
+            &s.config,
+            "login",
+            kind,
+        ])
+        .args(args)
+        .envs(s.env())
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("login printed no URL").unwrap();
+        if let Some(u) = line.trim().strip_prefix("http") {
+            break format!("http{u}");
+        }
+    };
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .unwrap();
+    let page = browser
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Signed in"), "{page}");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_and_codex_code_flows_and_codex_device_code() {
+    let s = Setup::new("").await;
+    s.fake.with(|st| st.next_user = "gus".into());
+    let url = code_login(&s, "gemini", &["--label", "g"]).await;
+    assert!(
+        url.contains("/o/oauth2/v2/auth?") && url.contains("access_type=offline"),
+        "{url}"
+    );
+    assert!(
+        url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{url}"
+    );
+    let g = s.account("g");
+    // loadCodeAssist at login: the project and tier are kept.
+    assert_eq!(g["subscription"]["plan"], "free-tier");
+    s.fake.with(|st| st.next_user = "hank".into());
+    let url = code_login(&s, "codex", &["--label", "c", "--callback-port", "0"]).await;
+    assert!(url.contains("codex_cli_simplified_flow=true"), "{url}");
+    let c = s.account("c");
+    assert_eq!(c["subscription"]["plan"], "pro");
+    assert_eq!(c["subscription"]["email"], "hank@example.com");
+    s.fake.with(|st| st.next_user = "ike".into());
+    let out = run_binary_env(
+        &s.data(),
+        &[
+            "--config", &s.config, "login", "codex", "--device", "--label", "d",
+        ],
+        &s.env(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("WXYZ-9876") && stdout.contains("/codex/device"),
+        "{stdout}"
+    );
+    assert_eq!(s.account("d")["subscription"]["email"], "ike@example.com");
+    let gw = s.serve();
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"model": "gc/gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text_of(r).await.2, "served by gus");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_browser_login_takes_the_pasted_code() {
+    use std::io::Write;
+    let s = Setup::new("").await;
+    s.fake.with(|st| st.next_user = "pat".into());
+    let mut child = Command::new(binary_path())
+        .args([
+            "--data-dir",
+            s.data().to_str().unwrap(),
+            "--config",
+            &s.config,
+        ])
+        .args(["login", "claude", "--no-browser", "--label", "ssh"])
+        .envs(s.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("login printed no URL").unwrap();
+        if let Some(u) = line.trim().strip_prefix("http") {
+            break format!("http{u}");
+        }
+    };
+    // Anthropic's own code page is the redirect: the person copies code#state from it.
+    assert!(
+        url.contains("redirect_uri=") && url.contains("oauth%2Fcode%2Fcallback"),
+        "{url}"
+    );
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let consent = browser.get(&url).send().await.unwrap();
+    let shown = url::Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<String, String> = shown.query_pairs().into_owned().collect();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}#{}", q["code"], q["state"]).unwrap();
+    drop(stdin);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.account("ssh")["subscription"]["email"], "pat@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_refresh_is_reported_when_its_token_turns_out_spent() {
+    let s = Setup::new("").await;
+    s.import(
+        "claude",
+        "cut",
+        &claude_creds("at-cut", "rt-cut", past()),
+        0,
+    );
+    // As a crash between the refresh call and storing its answer leaves it:
+    // the marker set, and the provider having rotated the token already.
+    let conn = rusqlite::Connection::open(s.data().join("omniroute.sqlite")).unwrap();
+    conn.execute("UPDATE oauth_credentials SET inflight_enc = X'00'", [])
+        .unwrap();
+    drop(conn);
+    s.fake.with(|st| st.spent.insert("rt-cut".into()));
+    let before = s.account("cut");
+    assert_eq!(before["subscription"]["refresh_interrupted"], true);
+    let gw = s.serve();
+    let (status, _, _) = text_of(messages(&gw, "cc/claude-sonnet-4-5").await).await;
+    assert_eq!(status, 502);
+    let a = s.account("cut");
+    let problem = a["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("already used") && problem.contains("interrupted"),
+        "{problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_windows_reach_the_mcp_quota_tool_and_the_a2a_skill() {
+    use std::io::Write;
+    let s = Setup::new("").await;
+    s.fake.seed("quinn", "at-quinn", "rt-quinn");
+    s.import(
+        "claude",
+        "quinn",
+        &claude_creds("at-quinn", "rt-quinn", far()),
+        0,
+    );
+    let gw = s.serve();
+    assert_eq!(
+        text_of(messages(&gw, "cc/claude-sonnet-4-5").await).await.0,
+        200
+    );
+    // A2A quota-management.
+    let v: Value = client()
+        .post(gw.url("/a2a"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "message/send",
+            "params": {"skill": "quota-management", "messages": [{"role": "user", "content": "quota summary"}]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = v["result"]["artifacts"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        text.contains("5h window 10% used") && text.contains("at this pace"),
+        "{v}"
+    );
+    // MCP over stdio, bridged to the running gateway.
+    let mut mcp = Command::new(binary_path())
+        .args(["--data-dir", s.data().to_str().unwrap(), "--mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = mcp.stdin.take().unwrap();
+    let mut lines = BufReader::new(mcp.stdout.take().unwrap()).lines();
+    let mut answer = |id: i64, lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>| loop {
+        let v: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap_or_default();
+        if v["id"] == id {
+            return v;
+        }
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    writeln!(stdin, "{init}").unwrap();
+    answer(1, &mut lines);
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    )
+    .unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "omniroute_check_quota", "arguments": {"provider": "claude-code"}}});
+    writeln!(stdin, "{call}").unwrap();
+    let result = answer(2, &mut lines);
+    drop(stdin);
+    let _ = mcp.kill();
+    let _ = mcp.wait();
+    let w = &result["result"]["structuredContent"]["accounts"][0]["windows"];
+    assert_eq!(w[0]["window"], "5h", "{result}");
+    assert_eq!(w[0]["used_pct"], 10.0);
+    assert!(
+        w[0]["forecast"].as_str().unwrap().contains("5-hour window"),
+        "{result}"
+    );
 }

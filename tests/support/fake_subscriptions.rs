@@ -92,6 +92,8 @@ impl FakeSubs {
             .route("/token", post(token))
             .route("/api/v1/oauth2/token", post(token))
             .route("/api/v1/oauth2/device/code", post(qwen_device))
+            .route("/api/accounts/deviceauth/usercode", post(codex_usercode))
+            .route("/api/accounts/deviceauth/token", post(codex_device_token))
             .route("/v1/messages", post(anthropic))
             .route("/backend-api/codex/responses", post(codex))
             .route("/v1internal:loadCodeAssist", post(load_code_assist))
@@ -286,6 +288,58 @@ async fn qwen_device(State(st): S, headers: HeaderMap, body: Bytes) -> Response 
     Json(json!({"device_code": dc, "user_code": "ABCD-1234", "verification_uri": "https://chat.qwen.ai/authorize",
                 "verification_uri_complete": "https://chat.qwen.ai/authorize?user_code=ABCD-1234", "expires_in": 600, "interval": 1}))
         .into_response()
+}
+
+async fn codex_usercode(State(st): S, headers: HeaderMap, body: Bytes) -> Response {
+    let f = fields(&headers, &body);
+    if f.get("client_id").map(String::as_str) != Some("app_EMoamEEZ73f0CkXaXp7hrann") {
+        return (StatusCode::BAD_REQUEST, "unknown client").into_response();
+    }
+    let mut s = st.lock().unwrap();
+    s.serial += 1;
+    let id = format!("dauth-{}", s.serial);
+    let user = s.next_user.clone();
+    s.devices.insert(id.clone(), (user, 1));
+    // codex-rs reads `interval` as a string.
+    Json(json!({"device_auth_id": id, "user_code": "WXYZ-9876", "interval": "1"})).into_response()
+}
+
+/// 403 while pending; then the code with the PKCE pair the server made.
+async fn codex_device_token(State(st): S, headers: HeaderMap, body: Bytes) -> Response {
+    let f = fields(&headers, &body);
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut s = st.lock().unwrap();
+    let id = f.get("device_auth_id").cloned().unwrap_or_default();
+    let Some((user, polls)) = s.devices.get_mut(&id) else {
+        return (StatusCode::NOT_FOUND, "unknown device auth").into_response();
+    };
+    if *polls > 0 {
+        *polls -= 1;
+        return (StatusCode::FORBIDDEN, "pending").into_response();
+    }
+    let user = user.clone();
+    s.devices.remove(&id);
+    s.serial += 1;
+    let code = format!("code-{}", s.serial);
+    let verifier = format!("verifier-{}", s.serial);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
+    s.codes.insert(
+        code.clone(),
+        (
+            user,
+            challenge.clone(),
+            format!("http://{host}/deviceauth/callback"),
+        ),
+    );
+    Json(
+        json!({"authorization_code": code, "code_challenge": challenge, "code_verifier": verifier}),
+    )
+    .into_response()
 }
 
 /// The user behind a valid bearer, else None.
