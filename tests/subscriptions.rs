@@ -1092,7 +1092,7 @@ async fn plan_windows_reach_the_mcp_quota_tool_and_the_a2a_skill() {
         .unwrap();
     let mut stdin = mcp.stdin.take().unwrap();
     let mut lines = BufReader::new(mcp.stdout.take().unwrap()).lines();
-    let mut answer = |id: i64, lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>| loop {
+    let answer = |id: i64, lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>| loop {
         let v: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap_or_default();
         if v["id"] == id {
             return v;
