@@ -1121,3 +1121,52 @@ async fn plan_windows_reach_the_mcp_quota_tool_and_the_a2a_skill() {
         "{result}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headroom_orders_the_pool_by_the_reported_windows_and_a_static_token_works() {
+    let combos = r#"
+[[combos]]
+name = "only-a"
+models = [{ model = "cc/claude-sonnet-4-5", account = "a" }]
+
+[[combos]]
+name = "only-b"
+models = [{ model = "cc/claude-sonnet-4-5", account = "b" }]
+
+[[combos]]
+name = "pool"
+strategy = "headroom"
+models = ["cc/claude-sonnet-4-5"]
+"#;
+    let s = Setup::new(combos).await;
+    s.fake.seed("ana", "at-ana", "rt-ana");
+    s.fake.seed("ben", "sk-ant-oat01-ben-long-lived", "-");
+    s.import("claude", "a", &claude_creds("at-ana", "rt-ana", far()), 0);
+    // A long-lived OAuth token added as a plain key is sent as the bearer too.
+    s.cli(&[
+        "accounts",
+        "add",
+        "claude-code",
+        "--label",
+        "b",
+        "--api-key",
+        "sk-ant-oat01-ben-long-lived",
+        "--priority",
+        "1",
+    ]);
+    let gw = s.serve();
+    for _ in 0..3 {
+        assert_eq!(
+            text_of(messages(&gw, "only-a").await).await.2,
+            "served by ana"
+        );
+    }
+    assert_eq!(
+        text_of(messages(&gw, "only-b").await).await.2,
+        "served by ben"
+    );
+    // Ana's 5-hour window is at 30 %, Ben's at 10 %: headroom puts Ben first.
+    let r = messages(&gw, "pool").await;
+    assert_eq!(r.headers()["x-omniroute-strategy"], "headroom");
+    assert_eq!(text_of(r).await.2, "served by ben");
+}

@@ -168,6 +168,15 @@ pub async fn prepare(
             .await
         {
             Ok(b) => (b.token, b.account_ref),
+            // A long-lived token given as a key (`claude setup-token`, `accounts add --api-key`).
+            Err(tokens::TokenError::Missing) if target.account.secret.is_some() => (
+                target
+                    .account
+                    .secret
+                    .clone()
+                    .unwrap_or_else(|| Secret::new("")),
+                None,
+            ),
             Err(e) => {
                 if matches!(e, tokens::TokenError::Unusable(_)) {
                     // The credential's new status reaches the registry now, not at the next poll.
