@@ -325,6 +325,11 @@ impl Registry {
         &self.providers
     }
 
+    /// The provider clients name with `prefix/` (hash lookup, for the hot path).
+    pub fn provider_by_prefix(&self, prefix: &str) -> Option<&Arc<Provider>> {
+        self.by_prefix.get(prefix).map(|&i| &self.providers[i])
+    }
+
     pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
         self.providers.iter().find(|p| p.spec.id == id)
     }

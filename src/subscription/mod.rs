@@ -104,9 +104,8 @@ pub fn pooled(registry: &crate::registry::Registry, requested: &str) -> bool {
         return false;
     };
     registry
-        .providers()
-        .iter()
-        .any(|p| p.spec.subscription.is_some() && p.spec.prefix() == prefix)
+        .provider_by_prefix(prefix)
+        .is_some_and(|p| p.spec.subscription.is_some())
 }
 
 /// Why a subscription target cannot be sent this request.
