@@ -146,6 +146,7 @@ fn registry_with_combo() -> (Registry, tempfile::TempDir) {
     let env = |_: &str| None;
     let reg = Registry::build(Inputs {
         generation: 1,
+        oauth: vec![],
         catalog: &catalog,
         providers: vec![provider],
         accounts: vec![account],

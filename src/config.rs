@@ -179,6 +179,11 @@ pub struct ProviderEntry {
     /// Models served; clients ask for `id/model`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
+    /// `client-credential`: forward the client's own subscription credential
+    /// (Claude Code's OAuth bearer, Codex's ChatGPT token) first, as tier 1,
+    /// then use the gateway's own accounts. Subscription providers only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::catalog::ProviderMode>,
 }
 
 #[derive(Debug, thiserror::Error)]

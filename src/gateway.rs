@@ -119,6 +119,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     pub metrics: Metrics,
     pub routing: Arc<Routing>,
+    /// Subscription accounts' tokens and plan windows.
+    pub subscriptions: Arc<crate::subscription::Subscriptions>,
     catalog: Vec<ProviderSpec>,
     registry: ArcSwap<Registry>,
     started: Instant,
@@ -137,9 +139,14 @@ impl Gateway {
         routing.health.restore(&health_rows, store::now_ms());
         let egress = crate::egress::EgressPolicy::new(&settings.allowed_upstreams)
             .map_err(GatewayError::Config)?;
+        let subscriptions = Arc::new(crate::subscription::Subscriptions::default());
+        let windows = store.read(store::subscriptions::list_windows).await?;
+        crate::subscription::restore_windows(&routing.health, &windows);
+        subscriptions.load_windows(windows);
         let gw = Arc::new(Gateway {
             streams: LiveStreams::default(),
             routing,
+            subscriptions,
             upstream: Upstream::new(settings.connect_timeout, egress.clone())?,
             egress,
             settings,
@@ -169,7 +176,7 @@ impl Gateway {
     /// Rebuild the registry from the store now.
     pub async fn reload(&self) -> Result<(), StoreError> {
         let now = store::now_ms();
-        let (generation, providers, accounts, keys, combo_rows, mut budgets) = self
+        let (generation, providers, accounts, keys, combo_rows, mut budgets, oauth_rows) = self
             .store
             .read(move |c| {
                 let mut budgets = Vec::new();
@@ -204,6 +211,7 @@ impl Gateway {
                     store::list_keys(c)?,
                     store::list_combos(c)?,
                     budgets,
+                    store::subscriptions::list_oauth(c)?,
                 ))
             })
             .await?;
@@ -249,9 +257,22 @@ impl Gateway {
             }
         }
         self.routing.budgets.load(budgets, now);
+        self.subscriptions
+            .tokens
+            .load(&oauth_rows, self.store.cipher());
+        let oauth = oauth_rows
+            .iter()
+            .map(|r| crate::registry::OAuthState {
+                account_id: r.account_id.clone(),
+                kind: r.kind.clone(),
+                status: r.status.clone(),
+                reason: r.status_reason.clone(),
+            })
+            .collect();
         let env = |name: &str| std::env::var(name).ok();
         let registry = Registry::build(Inputs {
             generation,
+            oauth,
             catalog: &self.catalog,
             providers,
             accounts,

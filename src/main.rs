@@ -87,6 +87,9 @@ enum Command {
     /// Budgets in USD/tokens per key, account, tier, combo or globally.
     #[command(subcommand)]
     Budgets(BudgetsCmd),
+    /// Sign a subscription account in (claude, codex, gemini, qwen) with the
+    /// provider's own OAuth flow, or import its CLI's stored credential.
+    Login(LoginArgs),
     /// Quota and budget per account and tier: used, limit, remaining, reset, cooldown.
     Quota {
         #[arg(long)]
@@ -104,6 +107,37 @@ enum Command {
         #[arg(long, value_enum, default_value = "provider")]
         by: GroupBy,
     },
+}
+
+#[derive(Args, Debug)]
+struct LoginArgs {
+    /// claude | codex | gemini | qwen
+    kind: String,
+    /// Name of this account (several per provider); default: its email, else "default".
+    #[arg(long)]
+    label: Option<String>,
+    /// Take the credential the provider's own CLI stored on this machine.
+    #[arg(long)]
+    import: bool,
+    /// With --import: the credential file (default: where that CLI keeps it).
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Print the URL instead of opening a browser; paste back the code or the
+    /// URL the browser ends on (for SSH sessions).
+    #[arg(long)]
+    no_browser: bool,
+    /// Sign in with a device code where the provider offers one (codex; qwen always does).
+    #[arg(long)]
+    device: bool,
+    /// Port of the localhost callback (default: the provider's registered one, else any free port).
+    #[arg(long)]
+    callback_port: Option<u16>,
+    /// Accept answers billed as extra usage (default: plan limits only).
+    #[arg(long)]
+    allow_overage: bool,
+    /// Lower is tried first among this provider's accounts.
+    #[arg(long)]
+    priority: Option<i64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -460,6 +494,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Budgets(cmd)) => budgets(&gw, cmd, cli.json).await,
         Some(Command::Secrets(_)) => Ok(()),
+        Some(Command::Login(args)) => login(&gw, args, cli.json).await,
         Some(Command::Quota { provider }) => {
             let q = ops::quota::check_quota(
                 &gw,
@@ -490,6 +525,18 @@ async fn run(cli: Cli) -> Result<()> {
                         ))
                         .unwrap_or_default()
                 );
+            }
+            for a in q.accounts.iter().filter(|a| !a.windows.is_empty()) {
+                println!("{} ({} {}):", a.account, a.provider, a.label);
+                for w in &a.windows {
+                    println!(
+                        "  {:<10} {:>6.1}% used  resets {}  {}",
+                        w.window,
+                        w.used_pct,
+                        w.resets_at.as_deref().unwrap_or("-"),
+                        w.forecast
+                    );
+                }
             }
             for b in &q.budgets {
                 println!(
@@ -762,6 +809,7 @@ async fn providers(gw: &Gateway, cmd: ProvidersCmd, json: bool) -> Result<()> {
                 auth: None,
                 tier: a.tier.map(Into::into),
                 models: a.models,
+                mode: None,
             };
             let cfg = FileConfig {
                 providers: vec![entry],
@@ -843,6 +891,23 @@ async fn accounts(gw: &Gateway, cmd: AccountsCmd, json: bool) -> Result<()> {
                         (false, None) => "no".to_string(),
                     }
                 );
+                if let Some(sub) = &a.subscription {
+                    println!(
+                        "    {} plan {}, {}, token expires {}",
+                        sub.kind,
+                        sub.plan.as_deref().unwrap_or("unknown"),
+                        sub.email.as_deref().unwrap_or("no email"),
+                        sub.token_expires_at.as_deref().unwrap_or("never")
+                    );
+                    for w in &sub.windows {
+                        println!(
+                            "    {:<10} {:>6.1}% used, resets {}",
+                            w.window,
+                            w.used_pct,
+                            w.resets_at.as_deref().unwrap_or("-")
+                        );
+                    }
+                }
             }
         }
         AccountsCmd::Remove { id } => {
@@ -851,6 +916,100 @@ async fn accounts(gw: &Gateway, cmd: AccountsCmd, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn login(gw: &Gateway, a: LoginArgs, json: bool) -> Result<()> {
+    use omniroute::catalog::SubscriptionKind;
+    use omniroute::subscription::{import, login};
+    let kind = SubscriptionKind::parse(&a.kind)
+        .with_context(|| format!("unknown kind {:?}: claude, codex, gemini or qwen", a.kind))?;
+    let signed = if a.import {
+        let env = |k: &str| std::env::var(k).ok();
+        let path = match a.from.clone() {
+            Some(p) => p,
+            None => {
+                import::default_path(kind, &env).context("HOME is not set; give --from PATH")?
+            }
+        };
+        import::read(kind, &path)?
+    } else {
+        let base = gw
+            .registry()
+            .provider(kind.provider_id())
+            .map(|p| p.spec.base_url.clone())
+            .unwrap_or_default();
+        let opts = login::LoginOptions {
+            no_browser: a.no_browser,
+            device: a.device,
+            port: a.callback_port,
+            timeout: std::time::Duration::from_secs(15 * 60),
+            code_assist_base: base,
+        };
+        let mut show = |p: login::Prompt| match p {
+            login::Prompt::Open { url, open } => {
+                println!("Open this URL to sign in:\n  {url}");
+                if open {
+                    open_browser(&url);
+                }
+                println!("Waiting for the sign-in (or paste the URL the browser ends on here)...");
+            }
+            login::Prompt::Paste { url } => {
+                println!("Open this URL in any browser, sign in, then paste the code it shows here:\n  {url}");
+            }
+            login::Prompt::Device { url, code } => {
+                println!("Open {url} and enter the code {code}\nWaiting for approval...");
+            }
+        };
+        login::login(gw.upstream.client(), kind, &opts, &mut show).await?
+    };
+    let view = ops::subscriptions::save_sign_in(
+        gw,
+        signed,
+        ops::subscriptions::SaveSignIn {
+            label: a.label,
+            allow_overage: a.allow_overage,
+            priority: a.priority,
+            how: if a.import { "import" } else { "login" },
+        },
+        Actor::Cli,
+    )
+    .await?;
+    if json {
+        return print_json(&view);
+    }
+    let sub = view.subscription.as_ref();
+    println!(
+        "signed in: account {} ({} {}), plan {}, token expires {}",
+        view.id,
+        view.provider,
+        view.label,
+        sub.and_then(|s| s.plan.as_deref()).unwrap_or("unknown"),
+        sub.and_then(|s| s.token_expires_at.as_deref())
+            .unwrap_or("never")
+    );
+    Ok(())
+}
+
+/// Start the desktop's browser on `url`, when there is one; never fatal.
+fn open_browser(url: &str) {
+    let cmd = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let has_display = cfg!(any(target_os = "macos", windows))
+        || std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if has_display {
+        let _ = std::process::Command::new(cmd)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
 }
 
 async fn combos(gw: &Gateway, cmd: CombosCmd, json: bool) -> Result<()> {

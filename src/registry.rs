@@ -41,6 +41,13 @@ pub enum AccountOrigin {
     Env(String),
     /// A keyless local server.
     Keyless,
+    /// Signed in with OAuth (`omniroute login`); its tokens live in the
+    /// subscription token book, refreshed there.
+    #[serde(rename = "oauth")]
+    OAuth(String),
+    /// The client's own subscription credential, forwarded (provider mode
+    /// `client-credential`); usable only by requests that carry one.
+    ClientCredential,
 }
 
 #[derive(Debug, Clone)]
@@ -118,8 +125,20 @@ pub struct Registry {
     pub warnings: Vec<String>,
 }
 
+/// The state of a subscription account's OAuth credential, for the registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthState {
+    pub account_id: String,
+    pub kind: String,
+    /// ok | expired | revoked
+    pub status: String,
+    pub reason: Option<String>,
+}
+
 pub struct Inputs<'a> {
     pub generation: i64,
+    /// Subscription accounts' credential states, by account id.
+    pub oauth: Vec<OAuthState>,
     pub catalog: &'a [ProviderSpec],
     pub providers: Vec<ProviderRow>,
     pub accounts: Vec<AccountRow>,
@@ -183,7 +202,14 @@ impl Registry {
                 .as_deref()
                 .and_then(Tier::parse)
                 .unwrap_or(provider.spec.tier);
-            let (secret, origin, problem) = if let Some(blob) = &row.secret_enc {
+            let oauth = input.oauth.iter().find(|o| o.account_id == row.id);
+            let (secret, origin, problem) = if let Some(o) = oauth {
+                let problem = (o.status != "ok").then(|| match &o.reason {
+                    Some(r) => format!("{}: {r}", o.status),
+                    None => o.status.clone(),
+                });
+                (None, AccountOrigin::OAuth(o.kind.clone()), problem)
+            } else if let Some(blob) = &row.secret_enc {
                 match input.cipher.decrypt(blob) {
                     Ok(s) => (Some(s), AccountOrigin::Stored, None),
                     Err(e) => (None, AccountOrigin::Stored, Some(e.to_string())),
@@ -221,6 +247,22 @@ impl Registry {
                 enabled: row.enabled,
                 problem,
             });
+        }
+        // Client-credential providers: the client's own credential comes first.
+        for provider in reg.providers.clone() {
+            if provider.spec.mode == crate::catalog::ProviderMode::ClientCredential {
+                reg.push_account(Account {
+                    id: format!("client-{}", provider.spec.id),
+                    provider_id: provider.spec.id.clone(),
+                    label: "client-credential".into(),
+                    secret: None,
+                    origin: AccountOrigin::ClientCredential,
+                    tier: crate::catalog::Tier::Subscription,
+                    priority: i64::MIN,
+                    enabled: true,
+                    problem: None,
+                });
+            }
         }
         // Catalog providers whose usual key variable is set work at once.
         for provider in reg.providers.clone() {
@@ -318,6 +360,11 @@ impl Registry {
 
     pub fn providers(&self) -> &[Arc<Provider>] {
         &self.providers
+    }
+
+    /// The provider clients name with `prefix/` (hash lookup, for the hot path).
+    pub fn provider_by_prefix(&self, prefix: &str) -> Option<&Arc<Provider>> {
+        self.by_prefix.get(prefix).map(|&i| &self.providers[i])
     }
 
     pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
@@ -468,6 +515,16 @@ fn apply_row(spec: &mut ProviderSpec, row: &ProviderRow, warnings: &mut Vec<Stri
     if let Some(t) = row.tier.as_deref().and_then(Tier::parse) {
         spec.tier = t;
     }
+    if let Some(m) = row.mode.as_deref() {
+        match parse_enum::<crate::catalog::ProviderMode>(m) {
+            Some(m) if spec.subscription.is_some() => spec.mode = m,
+            Some(_) => warnings.push(format!(
+                "provider {}: mode {m} applies to subscription providers only",
+                row.id
+            )),
+            None => warnings.push(format!("provider {}: unknown mode {m}", row.id)),
+        }
+    }
     if let Some(models) = &row.models {
         // Listed models first; catalog models keep their prices.
         let mut merged: Vec<ModelInfo> = models
@@ -516,6 +573,8 @@ fn custom_spec(row: &ProviderRow) -> Result<ProviderSpec, String> {
         local: false,
         docs: None,
         prefix: None,
+        subscription: None,
+        mode: Default::default(),
         models: row
             .models
             .iter()
@@ -582,6 +641,7 @@ id = "llama-3.3-70b-versatile"
             .collect();
         Registry::build(Inputs {
             generation: 1,
+            oauth: vec![],
             catalog: &cat,
             providers,
             accounts,

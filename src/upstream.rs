@@ -39,6 +39,11 @@ impl Upstream {
         Ok(Upstream { client })
     }
 
+    /// The shared client (subscription requests and token calls use it too).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// A POST of `body` to the target's OpenAI-style chat endpoint.
     pub fn chat_completions(
         &self,

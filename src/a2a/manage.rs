@@ -26,6 +26,13 @@ fn left(a: &AccountQuota) -> f64 {
         (Some(r), Some(l)) if l > 0.0 => r / l,
         _ => 1.0,
     };
+    // A plan's most used window is what is left of it.
+    let plan = a
+        .windows
+        .iter()
+        .map(|w| (1.0 - w.used_pct / 100.0).clamp(0.0, 1.0))
+        .fold(1.0, f64::min);
+    let upstream = upstream.min(plan);
     let budget = a
         .budgets
         .iter()
@@ -63,6 +70,18 @@ fn account_line(a: &AccountQuota) -> String {
         if let Some(reset) = a.upstream_reset_s {
             s.push_str(&format!(" resets in {reset:.0}s"));
         }
+    }
+    for w in &a.windows {
+        s.push_str(&format!(
+            "; {} window {:.0}% used{}: {}",
+            w.window,
+            w.used_pct,
+            w.resets_at
+                .as_deref()
+                .map(|r| format!(", resets {r}"))
+                .unwrap_or_default(),
+            w.forecast
+        ));
     }
     for b in &a.budgets {
         s.push_str(&format!(

@@ -91,6 +91,68 @@ impl Tier {
     }
 }
 
+/// A subscription plan's provider: its accounts sign in with OAuth
+/// (`omniroute login`) and are served at the endpoint the provider gives
+/// its subscribers (see `crate::subscription`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubscriptionKind {
+    /// Claude Pro/Max (Claude Code's sign-in): Anthropic Messages with an OAuth bearer.
+    Claude,
+    /// ChatGPT Plus/Pro (Codex CLI's sign-in): the ChatGPT Codex Responses backend.
+    Codex,
+    /// Google account (Gemini CLI's sign-in): Gemini Code Assist.
+    Gemini,
+    /// qwen.ai account (Qwen Code's sign-in): Qwen's OpenAI-compatible endpoint.
+    Qwen,
+}
+
+impl SubscriptionKind {
+    pub const ALL: [SubscriptionKind; 4] = [
+        SubscriptionKind::Claude,
+        SubscriptionKind::Codex,
+        SubscriptionKind::Gemini,
+        SubscriptionKind::Qwen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionKind::Claude => "claude",
+            SubscriptionKind::Codex => "codex",
+            SubscriptionKind::Gemini => "gemini",
+            SubscriptionKind::Qwen => "qwen",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SubscriptionKind> {
+        SubscriptionKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s || k.provider_id() == s)
+    }
+
+    /// The catalog provider whose accounts this kind signs in.
+    pub fn provider_id(self) -> &'static str {
+        match self {
+            SubscriptionKind::Claude => "claude-code",
+            SubscriptionKind::Codex => "codex",
+            SubscriptionKind::Gemini => "gemini-cli",
+            SubscriptionKind::Qwen => "qwen-code",
+        }
+    }
+}
+
+/// How a provider's requests are authenticated beyond its own accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderMode {
+    /// The gateway's own accounts only.
+    #[default]
+    Accounts,
+    /// The client's own subscription credential (Claude Code's OAuth bearer,
+    /// Codex's ChatGPT token) is tried first, as tier 1, then the gateway's accounts.
+    ClientCredential,
+}
+
 /// A model a provider serves, with its public price where known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +223,15 @@ pub struct ProviderSpec {
     pub prefix: Option<String>,
     #[serde(default)]
     pub models: Vec<ModelInfo>,
+    /// Set for subscription providers (accounts signed in with `omniroute login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionKind>,
+    #[serde(default, skip_serializing_if = "is_default_mode")]
+    pub mode: ProviderMode,
+}
+
+fn is_default_mode(m: &ProviderMode) -> bool {
+    *m == ProviderMode::Accounts
 }
 
 impl ProviderSpec {
@@ -215,7 +286,7 @@ fn validate(providers: &[ProviderSpec]) -> Result<(), CatalogError> {
         if p.local != (p.auth == AuthStyle::None) {
             return Err(bad("local servers and only they use auth = none"));
         }
-        if !p.local && p.env.is_empty() {
+        if !p.local && p.env.is_empty() && p.subscription.is_none() {
             return Err(bad("a remote provider names the env variable of its key"));
         }
         let mut models = HashSet::new();

@@ -12,8 +12,21 @@ use axum::response::{IntoResponse, Response};
 /// Who is calling, attached to the request by the auth layer.
 pub type Caller = Principal;
 
-/// The key a client presented: `Authorization: Bearer`, `x-api-key` or `x-goog-api-key`.
+/// A header that carries the gateway key when `Authorization` carries the
+/// client's own subscription token (Claude Code signed in with its plan,
+/// Codex with its ChatGPT login): set it with `ANTHROPIC_CUSTOM_HEADERS` or
+/// Codex's `env_http_headers`.
+pub const GATEWAY_KEY_HEADER: &str = "x-omniroute-key";
+
+/// The key a client presented: `x-omniroute-key`, else `Authorization: Bearer`,
+/// `x-api-key` or `x-goog-api-key`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(k) = headers
+        .get(GATEWAY_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(k.trim());
+    }
     if let Some(v) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -103,6 +103,12 @@ async fn prepare(
     let started = Instant::now();
     let caller = authorize(state, &req).map_err(|e| api_error(fmt, e))?;
     let headers = req.headers();
+    // The client's own subscription token rides in `Authorization` only when
+    // the gateway key came in `x-omniroute-key` (or keys are off).
+    let client_credential = (headers.contains_key(auth::GATEWAY_KEY_HEADER)
+        || !state.gw.settings.require_api_key)
+        .then(|| crate::subscription::ClientCredential::from_headers(fmt, headers))
+        .flatten();
     // Sticky sessions: the gateway's own header, else the one the client tool sends.
     let session = ["x-session-id", "x-claude-code-session-id", "session-id"]
         .iter()
@@ -166,6 +172,7 @@ async fn prepare(
         forward_headers,
         notes,
         conversation,
+        client_credential,
     };
     Ok(Prepared {
         call: ChatCall {

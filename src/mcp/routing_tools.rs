@@ -136,8 +136,9 @@ impl OmnirouteMcp {
     #[tool(
         name = "omniroute_check_quota",
         description = "Quota per account and tier: spend today, budgets (used, limit, remaining, \
-                       reset time), cooldowns with their reason, and the remaining quota the \
-                       upstream last reported. `provider` narrows to one provider.",
+                       reset time), cooldowns with their reason, the remaining quota the \
+                       upstream last reported, and each subscription plan window (used %, reset \
+                       time, burn-rate forecast). `provider` narrows to one provider.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn check_quota(

@@ -22,6 +22,9 @@ pub struct AccountView {
     pub enabled: bool,
     pub usable: bool,
     pub problem: Option<String>,
+    /// Subscription accounts: plan, token expiry and quota windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<super::subscriptions::SubscriptionView>,
 }
 
 impl From<&Account> for AccountView {
@@ -31,6 +34,8 @@ impl From<&Account> for AccountView {
             AccountOrigin::StoredEnv(v) => ("stored_env", Some(v.clone())),
             AccountOrigin::Env(v) => ("env", Some(v.clone())),
             AccountOrigin::Keyless => ("keyless", None),
+            AccountOrigin::OAuth(_) => ("oauth", None),
+            AccountOrigin::ClientCredential => ("client_credential", None),
         };
         AccountView {
             id: a.id.clone(),
@@ -47,6 +52,7 @@ impl From<&Account> for AccountView {
             enabled: a.enabled,
             usable: a.usable(),
             problem: a.problem.clone(),
+            subscription: None,
         }
     }
 }
@@ -158,7 +164,7 @@ pub async fn list_accounts(
     provider: Option<&str>,
 ) -> Result<Vec<AccountView>, OpsError> {
     let registry = gw.registry();
-    Ok(registry
+    let mut views: Vec<AccountView> = registry
         .providers()
         .iter()
         .filter(|p| provider.is_none_or(|id| p.spec.id == id))
@@ -168,7 +174,9 @@ pub async fn list_accounts(
                 .iter()
                 .map(|a| AccountView::from(a.as_ref()))
         })
-        .collect())
+        .collect();
+    super::subscriptions::fill_views(gw, &mut views).await?;
+    Ok(views)
 }
 
 pub async fn remove_account(gw: &Gateway, id: &str, actor: Actor) -> Result<String, OpsError> {
@@ -199,7 +207,7 @@ pub async fn remove_account(gw: &Gateway, id: &str, actor: Actor) -> Result<Stri
     Ok(removed)
 }
 
-fn find_view(gw: &Gateway, id: &str) -> Result<AccountView, OpsError> {
+pub(crate) fn find_view(gw: &Gateway, id: &str) -> Result<AccountView, OpsError> {
     let registry = gw.registry();
     registry
         .providers()

@@ -14,6 +14,7 @@ pub mod models;
 pub mod providers;
 pub mod quota;
 pub mod route;
+pub mod subscriptions;
 pub mod tasks;
 pub mod usage;
 

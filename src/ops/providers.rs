@@ -121,7 +121,8 @@ pub(crate) fn provider_row(
         || e.base_url.is_some()
         || e.auth.is_some()
         || e.tier.is_some()
-        || e.models.is_some();
+        || e.models.is_some()
+        || e.mode.is_some();
     if in_catalog && !adjusts {
         return Ok(None);
     }
@@ -148,5 +149,8 @@ pub(crate) fn provider_row(
         tier: e.tier.map(|t| t.as_str().to_string()),
         models: e.models.clone(),
         source: actor.as_str().to_string(),
+        mode: e
+            .mode
+            .and_then(|m| enum_str(serde_json::to_value(m).unwrap_or_default())),
     }))
 }

@@ -45,6 +45,9 @@ pub struct AccountQuota {
     pub spent_today_usd: f64,
     pub requests_today: u64,
     pub budgets: Vec<BudgetStatus>,
+    /// Subscription accounts: each plan window's used share, reset and burn-rate forecast.
+    #[serde(default)]
+    pub windows: Vec<crate::quota_windows::WindowReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -145,6 +148,7 @@ pub async fn check_quota(
                     .filter(|(r, _)| r.scope == BudgetScope::Account && r.scope_id == a.id)
                     .map(|(r, s)| status(r, s, now))
                     .collect(),
+                windows: super::subscriptions::window_reports(gw, &a.id, now),
             });
         }
     }

@@ -352,7 +352,8 @@ async fn attempt_all(
     // costs every request for nothing.
     let sticky = registry
         .combo(requested)
-        .is_some_and(|c| c.sticky || c.strategy.implies_sticky());
+        .is_some_and(|c| c.sticky || c.strategy.implies_sticky())
+        || crate::subscription::pooled(&registry, requested);
     let session = if sticky { call.session_key() } else { None };
     let shape = Shape {
         input_tokens: call.estimate_tokens(),
@@ -726,13 +727,34 @@ async fn try_target(
             wait,
         )
     };
-    let request = gw.upstream.send(
-        target,
-        out.format,
-        out.bytes.clone(),
-        ctx.stream,
-        &out.headers,
-    );
+    // Subscription accounts: their own endpoint, token (refreshed when due) and envelope.
+    let sub = target.provider.spec.subscription;
+    let mut collect_stream = false;
+    let request = match sub {
+        Some(kind) => {
+            let credential = native.and_then(|n| n.client_credential.as_ref());
+            let id = &ctx.call.request_id;
+            match crate::subscription::prepare(gw, target, kind, &out, ctx.stream, id, credential)
+                .await
+            {
+                Ok(p) => {
+                    collect_stream = p.collect_stream;
+                    p.request
+                }
+                Err(crate::subscription::Unready::Skip(why)) => return Tried::Skipped(why),
+                Err(crate::subscription::Unready::Account { status, message }) => {
+                    return fail(&mut guard, status, message, None)
+                }
+            }
+        }
+        None => gw.upstream.send(
+            target,
+            out.format,
+            out.bytes.clone(),
+            ctx.stream,
+            &out.headers,
+        ),
+    };
     let response = match tokio::time::timeout(timeout, request.send()).await {
         Err(_) => {
             return fail(
@@ -752,15 +774,25 @@ async fn try_target(
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let headers = sub.map(|_| response.headers().clone());
         let text = read_limited(response, ERROR_BODY_LIMIT).await;
-        return fail(
-            &mut guard,
-            Some(status),
-            upstream_message(&text),
-            retry_after,
-        );
+        let mut message = upstream_message(&text);
+        let mut retry_after = retry_after;
+        if let (Some(kind), Some(h)) = (sub, headers) {
+            // An exhausted plan rests the account until the reset the provider names.
+            if let Some(wait) = crate::subscription::on_error(gw, target, kind, &h, status, &text) {
+                retry_after = Some(format!("{:.3}", wait.as_secs_f64()));
+                if status == 429 {
+                    message = format!("{message} (plan quota exhausted until its reset)");
+                }
+            }
+        }
+        return fail(&mut guard, Some(status), message, retry_after);
     }
-    let quota = health::quota_from_headers(response.headers());
+    let quota = match sub {
+        Some(kind) => crate::subscription::observe(gw, target, kind, response.headers()),
+        None => health::quota_from_headers(response.headers()),
+    };
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -798,6 +830,9 @@ async fn try_target(
     if ctx.stream {
         // Commit to this target only once its first chunk has arrived.
         let mut rest = response.bytes_stream().boxed();
+        if let Some(kind) = sub {
+            rest = crate::subscription::unwrap_stream(kind, rest);
+        }
         let remaining = timeout.saturating_sub(sent.elapsed());
         let first = match tokio::time::timeout(remaining, rest.next()).await {
             Ok(Some(Ok(chunk))) => chunk,
@@ -941,7 +976,30 @@ async fn try_target(
     };
     // A 200 that is not an API answer (a captive portal, a proxy's HTML
     // error page, a load balancer's notice) is an upstream failure: fall back.
-    if !is_json_answer(content_type.as_deref(), &body) {
+    if looks_like_html(content_type.as_deref(), &body) {
+        return fail(
+            &mut guard,
+            Some(502),
+            not_an_api_answer(content_type.as_deref(), &body),
+            None,
+        );
+    }
+    let unwrapped = match sub {
+        Some(k) => crate::subscription::unwrap_body(k, collect_stream, body),
+        None => Ok(body),
+    };
+    let body = match unwrapped {
+        Ok(b) => b,
+        Err(e) => {
+            return fail(
+                &mut guard,
+                Some(502),
+                format!("the upstream's answer could not be read: {e}"),
+                None,
+            )
+        }
+    };
+    if !is_json_answer(None, &body) {
         return fail(
             &mut guard,
             Some(502),
@@ -1300,6 +1358,16 @@ pub struct ProbeResult {
 /// feeds its breaker and latency figures like any request.
 pub async fn probe(gw: &Gateway, target: &Target) -> ProbeResult {
     let key = plan::target_key(target);
+    if target.provider.spec.subscription.is_some() {
+        // A probe would spend plan quota; subscription accounts are checked by real requests.
+        return ProbeResult {
+            target: key,
+            ok: false,
+            latency_ms: 0.0,
+            status: None,
+            error: Some("not probed: subscription accounts are not sent test prompts".into()),
+        };
+    }
     let body = serde_json::json!({
         "model": target.model,
         "messages": [{"role": "user", "content": "Reply with the word ok."}],

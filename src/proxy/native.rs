@@ -39,6 +39,9 @@ pub struct Native {
     pub notes: Vec<String>,
     /// Responses: the id the client sees and the conversation to store.
     pub conversation: Option<Conversation>,
+    /// The client's own subscription credential (Claude Code's OAuth bearer,
+    /// Codex's ChatGPT token), for providers in `client-credential` mode.
+    pub client_credential: Option<crate::subscription::ClientCredential>,
 }
 
 impl Native {

@@ -51,6 +51,12 @@ const QUOTA_WORDS: &[&str] = &[
     "out of tokens",
 ];
 
+/// A subscription answer that says the request would be billed as extra
+/// usage instead of the plan (Anthropic: "Third-party apps now draw from your
+/// extra usage, not your plan limits", "You're out of extra usage"): the
+/// account's plan cannot serve it, another account or tier may.
+const OVERAGE_WORDS: &[&str] = &["extra usage"];
+
 const CONTEXT_WORDS: &[&str] = &[
     "context_length_exceeded",
     "context length",
@@ -73,6 +79,7 @@ pub fn classify(status: Option<u16>, message: &str) -> FailureClass {
         Some(401 | 403) => FailureClass::AccountRejected,
         Some(404) => FailureClass::ModelUnavailable,
         Some(400 | 413 | 422) if has(CONTEXT_WORDS) => FailureClass::ContextOverflow,
+        Some(400) if has(OVERAGE_WORDS) => FailureClass::QuotaExhausted,
         Some(400 | 413 | 415 | 422) => FailureClass::ClientFault,
         Some(408 | 409 | 425) => FailureClass::Transient,
         Some(s) if s >= 500 => FailureClass::Transient,
@@ -164,6 +171,16 @@ mod tests {
                 ContextOverflow,
             ),
             (Some(400), "messages: must not be empty", ClientFault),
+            (
+                Some(400),
+                "Third-party apps now draw from your extra usage, not your plan limits.",
+                QuotaExhausted,
+            ),
+            (
+                Some(400),
+                "You're out of extra usage. Add more at claude.ai",
+                QuotaExhausted,
+            ),
             (Some(422), "unprocessable", ClientFault),
             (Some(413), "request too large", ClientFault),
         ];

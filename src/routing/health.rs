@@ -358,6 +358,14 @@ impl HealthBook {
         row
     }
 
+    /// What an upstream last said about an account's quota, without a request
+    /// to count (windows restored at startup).
+    pub fn set_quota(&self, account: &str, quota: QuotaObservation) {
+        if let Ok(mut a) = self.accounts.lock() {
+            a.entry(account.to_string()).or_default().quota = Some(quota);
+        }
+    }
+
     /// Cool the target or its account down as the failure class says; rows to persist.
     pub fn record_failure(
         &self,

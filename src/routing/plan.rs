@@ -336,9 +336,15 @@ fn plan_with(
             ordered.push(group[i].1.clone());
         }
     }
+    // A pool of subscription accounts keeps a conversation on its account
+    // (the provider's prompt cache stays warm) while it has quota.
     let sticky = combo
         .as_ref()
-        .is_some_and(|c| c.sticky || c.strategy.implies_sticky());
+        .is_some_and(|c| c.sticky || c.strategy.implies_sticky())
+        || (combo.is_none()
+            && ordered
+                .iter()
+                .any(|p| p.target.provider.spec.subscription.is_some()));
     if let (true, Some(session)) = (sticky, shape.session.as_deref()) {
         if let Some(prev) = routing.session_target(session) {
             if let Some(i) = ordered.iter().position(|p| p.key == prev) {

@@ -7,6 +7,7 @@ pub mod records;
 pub mod responses;
 pub mod routing_records;
 pub mod secret_check;
+pub mod subscriptions;
 pub mod tasks;
 mod usage_stats;
 pub mod writer;

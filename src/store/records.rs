@@ -323,11 +323,14 @@ pub struct ProviderRow {
     pub tier: Option<String>,
     pub models: Option<Vec<String>>,
     pub source: String,
+    /// `client-credential`, or None for the default (accounts only).
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 pub fn list_providers(conn: &Connection) -> Result<Vec<ProviderRow>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT id, name, format, base_url, auth, tier, models, source FROM providers ORDER BY id",
+        "SELECT id, name, format, base_url, auth, tier, models, source, mode FROM providers ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
         let models: Option<String> = r.get(6)?;
@@ -340,6 +343,7 @@ pub fn list_providers(conn: &Connection) -> Result<Vec<ProviderRow>, StoreError>
             tier: r.get(5)?,
             models: models.and_then(|m| serde_json::from_str(&m).ok()),
             source: r.get(7)?,
+            mode: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -360,12 +364,12 @@ pub fn upsert_provider(
         .as_ref()
         .map(|m| serde_json::Value::from(m.clone()).to_string());
     tx.execute(
-        "INSERT INTO providers (id, name, format, base_url, auth, tier, models, source, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+        "INSERT INTO providers (id, name, format, base_url, auth, tier, models, source, created_ms, updated_ms, mode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)
          ON CONFLICT(id) DO UPDATE SET name = excluded.name, format = excluded.format, base_url = excluded.base_url,
             auth = excluded.auth, tier = excluded.tier, models = excluded.models, source = excluded.source,
-            updated_ms = excluded.updated_ms",
-        params![row.id, row.name, row.format, row.base_url, row.auth, row.tier, models, row.source, now],
+            updated_ms = excluded.updated_ms, mode = excluded.mode",
+        params![row.id, row.name, row.format, row.base_url, row.auth, row.tier, models, row.source, now, row.mode],
     )?;
     Ok((before, true))
 }

@@ -14,7 +14,8 @@ const CHECK_TEXT: &str = "omniroute secret.key check";
 
 fn encrypted_secrets(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row(
-        "SELECT COUNT(*) FROM accounts WHERE secret_enc IS NOT NULL",
+        "SELECT (SELECT COUNT(*) FROM accounts WHERE secret_enc IS NOT NULL)
+              + (SELECT COUNT(*) FROM oauth_credentials)",
         [],
         |r| r.get(0),
     )?)
@@ -104,6 +105,8 @@ pub fn reset(conn: &Connection, key: &Path) -> Result<usize, StoreError> {
         "UPDATE accounts SET secret_enc = NULL WHERE secret_enc IS NOT NULL",
         [],
     )?;
+    // Subscription tokens cannot be read either: those accounts sign in again.
+    let n = n + tx.execute("DELETE FROM oauth_credentials", [])?;
     tx.execute(
         "INSERT INTO audit_log (ts_ms, actor, action, entity, entity_id, before, after)
          VALUES (?1, 'cli', 'reset', 'secret_key', 'secret.key', NULL, ?2)",

@@ -2,6 +2,7 @@
 //! in-process or as the real binary, on 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod fake_subscriptions;
 pub mod fake_upstream;
 pub mod schema_check;
 
@@ -120,9 +121,33 @@ pub fn run_binary(data_dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `run_binary` with extra environment variables.
+pub fn run_binary_env(
+    data_dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = Command::new(binary_path());
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("PORT")
+        .env_remove("DATA_DIR")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 impl Binary {
     /// Start `omniroute --data-dir DIR --port 0 ARGS` and wait for its URL.
     pub fn start(data_dir: &Path, args: &[&str]) -> Binary {
+        Self::start_env(data_dir, args, &[])
+    }
+
+    /// `start` with extra environment variables.
+    pub fn start_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Binary {
         let stderr_path = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let level: &[&str] = if args.contains(&"--log-level") {
@@ -137,6 +162,7 @@ impl Binary {
             .args(level)
             .args(args)
             .env_remove("PORT")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
