@@ -173,6 +173,54 @@ pub fn set_top_level_string(body: &[u8], key: &str, value: &str) -> Option<Vec<u
     Some(out)
 }
 
+/// `body` (a JSON object) with `"key": raw_value` added as its last member,
+/// every other byte kept; `None` when `body` is not an object. The caller
+/// makes sure `key` is absent and `raw_value` is valid JSON.
+pub fn append_top_level(body: &mut Vec<u8>, key: &str, raw_value: &str) -> Option<()> {
+    let end = body
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+    if body[end] != b'}' {
+        return None;
+    }
+    let open = skip_ws(body, 0);
+    if body.get(open) != Some(&b'{') {
+        return None;
+    }
+    let empty = skip_ws(body, open + 1) == end;
+    let quoted = serde_json::to_string(key).ok()?;
+    let mut member = Vec::with_capacity(quoted.len() + raw_value.len() + 2);
+    if !empty {
+        member.push(b',');
+    }
+    member.extend_from_slice(quoted.as_bytes());
+    member.push(b':');
+    member.extend_from_slice(raw_value.as_bytes());
+    body.splice(end..end, member);
+    Some(())
+}
+
+/// An OpenAI Chat body for an upstream: the client's bytes with `model`
+/// set and, when `ask_usage`, `stream_options.include_usage` added, by
+/// in-place edits. `None` when that cannot be done in place (the model is
+/// not a plain string member, or `stream_options` exists without the
+/// option): the caller then goes through a document.
+pub fn openai_for_upstream(
+    raw: &[u8],
+    model: &str,
+    ask_usage: bool,
+    has_stream_options: bool,
+) -> Option<Vec<u8>> {
+    if ask_usage && has_stream_options {
+        return None;
+    }
+    let mut out = set_top_level_string(raw, "model", model)?;
+    if ask_usage {
+        append_top_level(&mut out, "stream_options", r#"{"include_usage":true}"#)?;
+    }
+    Some(out)
+}
+
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while b
         .get(i)
@@ -264,6 +312,28 @@ mod tests {
         assert_eq!(
             set_top_level_string(br#"{"model":"a","model":"b"}"#, "model", "c").unwrap(),
             br#"{"model":"c","model":"c"}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn openai_bodies_get_model_and_usage_option_in_place() {
+        let body = br#"{"model":"combo","messages":[{"role":"user","content":"}"}],"stream":true}
+"#;
+        let out = openai_for_upstream(body, "gpt-x", true, false).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "gpt-x");
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["messages"][0]["content"], "}");
+        assert!(out.starts_with(br#"{"model":"gpt-x","messages":[{"role":"user","content":"}"}],"stream":true,"stream_options""#));
+        let plain = openai_for_upstream(body, "m", false, false).unwrap();
+        assert!(!String::from_utf8(plain).unwrap().contains("stream_options"));
+        // Present without the option: not done in place.
+        assert_eq!(openai_for_upstream(body, "m", true, true), None);
+        let mut empty = b"{ }".to_vec();
+        append_top_level(&mut empty, "a", "1").unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&empty).unwrap(),
+            serde_json::json!({"a": 1})
         );
     }
 

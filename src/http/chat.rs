@@ -3,7 +3,9 @@
 
 use super::error::ApiError;
 use super::{header, AppState, Caller};
-use crate::proxy::{self, ChatCall, ChatOutcome, RouteInfo};
+use crate::catalog::WireFormat;
+use crate::proxy::view::ViewError;
+use crate::proxy::{self, ChatCall, ChatOutcome, RequestView, RouteInfo};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -26,18 +28,20 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
         .map(str::to_string);
     let result = async {
         let bytes = read_body(req, state.gw.settings.max_body_bytes).await?;
-        let body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
-            .map_err(|e| {
-                ApiError::invalid_request(
-                    "invalid_json",
-                    format!("request body is not a valid JSON object: {e}"),
-                )
-            })?;
+        // One pass over the bytes for what routing reads; no document is built.
+        let view = RequestView::peek(WireFormat::Openai, &bytes).map_err(|e| {
+            let code = match e {
+                ViewError::Json(_) => "invalid_json",
+                _ => "invalid_request",
+            };
+            ApiError::invalid_request(code, e.to_string())
+        })?;
         let call = ChatCall {
             request_id: request_id.clone(),
             key_id: caller.key_id.clone(),
             endpoint: "chat.completions",
-            body,
+            raw: bytes,
+            view,
             started,
             session,
             native: None,

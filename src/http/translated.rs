@@ -18,6 +18,7 @@ use crate::catalog::WireFormat;
 use crate::formats::canonical::{is_context_overflow, ErrorKind};
 use crate::formats::{self, ClientContext};
 use crate::proxy::native::{HistoryError, Native};
+use crate::proxy::RequestView;
 use crate::proxy::{self, ChatCall, ChatOutcome};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -25,7 +26,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Instant;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -140,50 +140,48 @@ async fn prepare(
     } else {
         (bytes, None)
     };
-    let mut canonical = formats::decode_request(fmt, &bytes)
+    // What routing reads, in one pass over the bytes; the body is decoded
+    // into the canonical model only if a target needs a translation.
+    let mut view = RequestView::peek(fmt, &bytes)
         .map_err(|e| error(fmt, 400, ErrorKind::BadRequest, &e.to_string()))?;
     if let Some(model) = &inbound.path_model {
-        canonical.model = model.clone();
-        canonical.stream = inbound.path_stream;
-        canonical.stream_usage = true;
+        view.model = model.clone();
+        view.stream = inbound.path_stream;
     }
-    let client_model = canonical.model.clone();
+    let client_model = view.model.clone();
     if let Some(to) = crate::config::map_model(&state.gw.settings.model_map, &client_model) {
-        canonical.model = to.to_string();
+        view.model = to.to_string();
     }
-    let mut notes = Vec::new();
-    // Only the translated request loses it: an Anthropic upstream gets the client's bytes.
-    if formats::strip_billing_header(&mut canonical) {
-        notes.push("removed Claude Code's billing header line from the system prompt".into());
-    }
-    notes.extend(canonical.lossy.iter().cloned());
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut ctx = ClientContext::for_request(&canonical, created);
-    ctx.model = client_model;
-    let stream = canonical.stream;
-    let native = Native {
-        format: fmt,
-        raw: bytes,
-        request: canonical,
+    let ctx = ClientContext {
+        model: client_model,
+        created,
+        // Gemini streams always carry usage.
+        include_usage: fmt == WireFormat::Gemini,
+        custom_tools: Vec::new(),
+    };
+    let stream = view.stream;
+    let native = Native::new(
+        fmt,
+        bytes,
+        view,
         ctx,
         forward_headers,
-        notes,
         conversation,
         client_credential,
-    };
+    );
     Ok(Prepared {
-        call: ChatCall {
-            request_id: request_id.to_string(),
-            key_id: caller.key_id,
-            endpoint: inbound.endpoint(),
-            body: native.routing_body(),
+        call: ChatCall::native(
+            request_id.to_string(),
+            caller.key_id,
+            inbound.endpoint(),
+            native,
             started,
             session,
-            native: Some(Arc::new(native)),
-        },
+        ),
         stream,
     })
 }
@@ -271,7 +269,10 @@ pub async fn count_tokens(State(state): State<AppState>, req: Request) -> Respon
         Ok(canonical) => {
             let encoded = formats::encode_request(WireFormat::Openai, &canonical);
             let tokens = match encoded {
-                Ok(t) => t.body.as_object().map(proxy::estimate_tokens).unwrap_or(0),
+                Ok(t) => t
+                    .body
+                    .get("messages")
+                    .map_or(0, |m| (proxy::json_len(m) / 4) as u64),
                 Err(_) => (bytes.len() / 4) as u64,
             };
             axum::Json(serde_json::json!({ "input_tokens": tokens.max(1) })).into_response()
@@ -338,7 +339,11 @@ async fn gemini_count_tokens(state: AppState, req: Request) -> Response {
         Ok(canonical) => {
             let tokens = formats::encode_request(WireFormat::Openai, &canonical)
                 .ok()
-                .and_then(|t| t.body.as_object().map(proxy::estimate_tokens))
+                .map(|t| {
+                    t.body
+                        .get("messages")
+                        .map_or(0, |m| (proxy::json_len(m) / 4) as u64)
+                })
                 .unwrap_or((bytes.len() / 4) as u64);
             axum::Json(serde_json::json!({ "totalTokens": tokens.max(1) })).into_response()
         }

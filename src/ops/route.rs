@@ -67,16 +67,15 @@ fn call(
     body: serde_json::Map<String, Value>,
     key_id: Option<String>,
     endpoint: &'static str,
-) -> ChatCall {
-    ChatCall {
-        request_id: format!("ops_{}", crate::store::now_ms()),
+) -> Result<ChatCall, OpsError> {
+    ChatCall::from_map(
+        format!("ops_{}", crate::store::now_ms()),
         key_id,
         endpoint,
-        body,
-        started: Instant::now(),
-        session: None,
-        native: None,
-    }
+        &body,
+        Instant::now(),
+    )
+    .map_err(|e| OpsError::InvalidInput(e.to_string()))
 }
 
 /// Route a chat request and wait for the whole answer.
@@ -86,7 +85,7 @@ pub async fn route_chat(
     key_id: Option<String>,
 ) -> Result<RouteAnswer, OpsError> {
     let body = body(&req, false)?;
-    match proxy::chat(gw, call(body, key_id, "ops.route")).await {
+    match proxy::chat(gw, call(body, key_id, "ops.route")?).await {
         Ok(ChatOutcome::Complete {
             body, route, usage, ..
         }) => {
@@ -126,7 +125,7 @@ pub async fn route_chat_stream(
     key_id: Option<String>,
 ) -> Result<(RouteInfo, BoxStream<'static, RouteDelta>), OpsError> {
     let body = body(&req, true)?;
-    match proxy::chat(gw, call(body, key_id, "ops.route")).await {
+    match proxy::chat(gw, call(body, key_id, "ops.route")?).await {
         Ok(ChatOutcome::Stream { events, route, .. }) => {
             let deltas = events
                 .flat_map(|ev| {

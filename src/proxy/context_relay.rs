@@ -112,15 +112,14 @@ async fn summarise_inner(
     let Value::Object(request) = request else {
         return Err("summary request is not an object".into());
     };
-    let sub = ChatCall {
-        request_id: format!("{}-relay", call.request_id),
-        key_id: call.key_id.clone(),
-        endpoint: "context_relay",
-        body: request,
-        started: Instant::now(),
-        session: None,
-        native: None,
-    };
+    let sub = ChatCall::from_map(
+        format!("{}-relay", call.request_id),
+        call.key_id.clone(),
+        "context_relay",
+        &request,
+        Instant::now(),
+    )
+    .map_err(|e| format!("summariser: {e}"))?;
     let answer = match super::chat(gw, sub)
         .await
         .map_err(|e| format!("summariser: {e}"))?

@@ -1,58 +1,128 @@
 //! The proxy core: a chat call resolved to targets, tried in order, answered
 //! whole or as a relayed stream, with usage recorded off the hot path.
 //! Knows nothing of axum; surfaces adapt `ChatOutcome` and `ProxyError`.
+//!
+//! A request's way: `chat` reads the routing view, `attempt_all` plans and
+//! walks the targets (`fusion` races them), `attempt::try_target` admits,
+//! encodes, sends and commits one; `answers` says what an upstream answer
+//! is; `relay` carries a stream to the client; `probe` is the health check.
 
-use crate::catalog::WireFormat;
+mod answers;
+mod attempt;
 mod context_relay;
+mod fusion;
 pub mod native;
+mod probe;
 mod relay;
 pub mod usage;
+pub mod view;
 
+use crate::catalog::WireFormat;
 use crate::gateway::Gateway;
 use crate::registry::{ResolveError, Target};
-use crate::routing::breaker::Admission;
-use crate::routing::budget::Reservation;
-use crate::routing::classify::{self, classify, FailureClass};
-use crate::routing::health;
-use crate::routing::plan::{self, PlanError, Planned, Shape, DEFAULT_OUTPUT_TOKENS};
-use crate::routing::strategy::{self, ComboState, StrategyKind};
-use crate::routing::Routing;
+use crate::routing::classify::FailureClass;
+use crate::routing::plan::{self, PlanError, Shape, DEFAULT_OUTPUT_TOKENS};
+use crate::routing::strategy::StrategyKind;
 use crate::store::{now_ms, UsageEvent};
+use attempt::{try_target, Attempt, Tried};
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::StreamExt;
+pub use probe::{probe, ProbeResult};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use usage::Usage;
+pub use view::RequestView;
 
 /// A chat request as a surface hands it to the core.
 pub struct ChatCall {
     pub request_id: String,
     pub key_id: Option<String>,
     pub endpoint: &'static str,
-    pub body: Map<String, Value>,
+    /// The client's body as it came: an OpenAI Chat upstream gets these
+    /// bytes with only `model` (and the stream's usage option) rewritten.
+    pub raw: Bytes,
+    /// What routing reads from the body (model, stream, output budget…).
+    pub view: RequestView,
     /// When the surface received the request.
     pub started: Instant,
     /// `x-session-id` from the client, for sticky routing.
     pub session: Option<String>,
-    /// A request in another format (Anthropic, Responses, Gemini): `body`
-    /// is then only its routing view, and answers come back in its format.
+    /// A request in another format (Anthropic, Responses, Gemini): answers
+    /// come back in its format (its `raw` and `view` are the same as here).
     pub native: Option<Arc<native::Native>>,
 }
 
 impl ChatCall {
-    fn estimate_tokens(&self) -> u64 {
-        match &self.native {
-            Some(n) => n.estimate_tokens(),
-            None => estimate_tokens(&self.body),
+    /// An OpenAI Chat request: its view is read from `raw` in one pass,
+    /// without a document; a body that is not a JSON object with a model is
+    /// refused here.
+    pub fn openai(
+        request_id: String,
+        key_id: Option<String>,
+        endpoint: &'static str,
+        raw: Bytes,
+        started: Instant,
+        session: Option<String>,
+    ) -> Result<ChatCall, ProxyError> {
+        let view = RequestView::peek(WireFormat::Openai, &raw)
+            .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+        Ok(ChatCall {
+            request_id,
+            key_id,
+            endpoint,
+            raw,
+            view,
+            started,
+            session,
+            native: None,
+        })
+    }
+
+    /// An OpenAI Chat request the gateway writes itself (summaries, judges, MCP/A2A).
+    pub fn from_map(
+        request_id: String,
+        key_id: Option<String>,
+        endpoint: &'static str,
+        body: &Map<String, Value>,
+        started: Instant,
+    ) -> Result<ChatCall, ProxyError> {
+        let raw = serde_json::to_vec(body).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+        ChatCall::openai(
+            request_id,
+            key_id,
+            endpoint,
+            Bytes::from(raw),
+            started,
+            None,
+        )
+    }
+
+    /// A request in another format, already decoded by its surface.
+    pub fn native(
+        request_id: String,
+        key_id: Option<String>,
+        endpoint: &'static str,
+        native: native::Native,
+        started: Instant,
+        session: Option<String>,
+    ) -> ChatCall {
+        ChatCall {
+            request_id,
+            key_id,
+            endpoint,
+            raw: native.raw.clone(),
+            view: native.view.clone(),
+            started,
+            session,
+            native: Some(Arc::new(native)),
         }
     }
 
     fn session_key(&self) -> Option<String> {
-        match (&self.native, self.session.as_deref()) {
-            (Some(n), None | Some("")) => n.session(),
-            _ => session_of(self.session.as_deref(), &self.body),
+        match self.session.as_deref() {
+            Some(s) if !s.is_empty() => Some(s.to_string()),
+            _ => view::session_from_raw(&self.raw),
         }
     }
 }
@@ -204,26 +274,16 @@ impl ProxyError {
     }
 }
 
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// Longest wait before retrying the same target when no other remains.
 const MAX_SAME_TARGET_WAIT: Duration = Duration::from_secs(3);
 
 /// Serve one OpenAI Chat Completions request.
 pub async fn chat(gw: &Gateway, call: ChatCall) -> Result<ChatOutcome, ProxyError> {
-    let requested = match call.body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(_) => {
-            return Err(ProxyError::BadRequest(
-                "`model` must be a non-empty string".into(),
-            ))
-        }
-        None => return Err(ProxyError::BadRequest("`model` is required".into())),
-    };
-    let stream = match call.body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ProxyError::BadRequest("`stream` must be a boolean".into())),
-    };
+    if call.view.model.is_empty() {
+        return Err(ProxyError::BadRequest("`model` is required".into()));
+    }
+    let requested = call.view.model.clone();
+    let stream = call.view.stream;
     let result = attempt_all(gw, &call, &requested, stream).await;
     if let Err(e) = &result {
         record_failure(gw, &call, &requested, stream, e);
@@ -231,15 +291,9 @@ pub async fn chat(gw: &Gateway, call: ChatCall) -> Result<ChatOutcome, ProxyErro
     result
 }
 
-/// Rough prompt size: a token is about four bytes of JSON text.
-pub fn estimate_tokens(body: &Map<String, Value>) -> u64 {
-    let chars = body.get("messages").map_or(0, json_len);
-    (chars / 4) as u64
-}
-
 /// About how many bytes `v` takes as JSON text, without writing it out
 /// (a long conversation would otherwise be serialised on every request).
-pub(crate) fn json_len(v: &Value) -> usize {
+pub fn json_len(v: &Value) -> usize {
     match v {
         Value::Null | Value::Bool(_) => 5,
         Value::Number(_) => 8,
@@ -254,84 +308,10 @@ pub(crate) fn json_len(v: &Value) -> usize {
     }
 }
 
-/// `x-session-id`, else a hash of the conversation's first messages.
-pub fn session_of(explicit: Option<&str>, body: &Map<String, Value>) -> Option<String> {
-    if let Some(s) = explicit.filter(|s| !s.is_empty()) {
-        return Some(s.to_string());
-    }
-    let first: Vec<&Value> = body.get("messages")?.as_array()?.iter().take(2).collect();
-    if first.is_empty() {
-        return None;
-    }
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    for m in first {
-        h.update(m.to_string().as_bytes());
-    }
-    Some(format!("h:{}", hex::encode(&h.finalize()[..12])))
-}
-
 fn plan_error(e: PlanError) -> ProxyError {
     match e {
         PlanError::Resolve(r) => ProxyError::Resolve(r),
         PlanError::Combo(c) => ProxyError::BadRequest(c.to_string()),
-    }
-}
-
-struct Attempt<'a> {
-    gw: &'a Gateway,
-    /// The snapshot this request was planned on (its secrets are redacted from upstream text).
-    registry: Arc<crate::registry::Registry>,
-    call: &'a ChatCall,
-    requested: &'a str,
-    stream: bool,
-    strip_usage_only: bool,
-    attempt_timeout: Duration,
-    deadline: Instant,
-    combo: Option<String>,
-    strategy: StrategyKind,
-    state: Option<Arc<ComboState>>,
-    est_tokens: u64,
-    /// Set for sticky combos only.
-    session: Option<String>,
-    /// The combo's summariser for context relay.
-    summarizer: Option<String>,
-}
-
-// Returned once per attempt: boxing the outcome would cost an allocation per request.
-#[allow(clippy::large_enum_variant)]
-enum Tried {
-    Done(ChatOutcome),
-    Skipped(String),
-    Failed(AttemptError, FailureClass, Option<Duration>),
-}
-
-/// Releases a half-open probe and a budget reservation if the attempt ends
-/// without an outcome (client gone, lost a fusion race).
-struct AttemptGuard {
-    routing: Arc<Routing>,
-    key: String,
-    probe: bool,
-    reservation: Option<Reservation>,
-}
-
-impl AttemptGuard {
-    fn settle(&mut self, usd: f64, tokens: u64) {
-        if let Some(r) = self.reservation.take() {
-            self.routing.budgets.settle(r, usd, tokens);
-        }
-        self.probe = false;
-    }
-}
-
-impl Drop for AttemptGuard {
-    fn drop(&mut self) {
-        if self.probe {
-            self.routing.health.release(&self.key);
-        }
-        if let Some(r) = self.reservation.take() {
-            self.routing.budgets.settle(r, 0.0, 0);
-        }
     }
 }
 
@@ -342,12 +322,7 @@ async fn attempt_all(
     stream: bool,
 ) -> Result<ChatOutcome, ProxyError> {
     let registry = gw.registry();
-    let output_tokens = call
-        .body
-        .get("max_completion_tokens")
-        .or_else(|| call.body.get("max_tokens"))
-        .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_OUTPUT_TOKENS);
+    let output_tokens = call.view.max_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS);
     // Only sticky combos use the session; hashing the conversation otherwise
     // costs every request for nothing.
     let sticky = registry
@@ -356,7 +331,7 @@ async fn attempt_all(
         || crate::subscription::pooled(&registry, requested);
     let session = if sticky { call.session_key() } else { None };
     let shape = Shape {
-        input_tokens: call.estimate_tokens(),
+        input_tokens: call.view.estimate_tokens(),
         output_tokens,
         session: session.clone(),
         key_id: call.key_id.clone(),
@@ -370,20 +345,9 @@ async fn attempt_all(
     let dur = |v: &Option<String>| v.as_deref().and_then(|s| humantime::parse_duration(s).ok());
     let total = dur(&limits.total_timeout).unwrap_or(gw.settings.upstream_timeout);
     let attempt_timeout = dur(&limits.attempt_timeout).unwrap_or(total).min(total);
-    let mut body = call.body.clone();
-    // Ask for usage in the stream; hide the extra chunk if the client did not ask.
-    let mut strip_usage_only = false;
-    if stream && call.native.is_none() {
-        let opts = body
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(o) = opts {
-            if o.get("include_usage") != Some(&Value::Bool(true)) {
-                o.insert("include_usage".into(), Value::Bool(true));
-                strip_usage_only = true;
-            }
-        }
-    }
+    // The gateway asks an OpenAI stream for usage; the extra chunk is
+    // hidden when the client did not ask for it.
+    let strip_usage_only = stream && call.native.is_none() && call.view.include_usage != Some(true);
     let ctx = Attempt {
         gw,
         registry: registry.clone(),
@@ -411,12 +375,11 @@ async fn attempt_all(
     let fusion = plan.combo.as_ref().and_then(|c| c.fusion.clone());
     if plan.strategy == StrategyKind::Fusion && !stream && plan.targets.len() >= 2 {
         let fan_out = fusion.as_ref().map(|f| f.fan_out).unwrap_or(2) as usize;
-        if let Some(done) = run_fusion(
+        if let Some(done) = fusion::run_fusion(
             &ctx,
             &plan.targets,
             fan_out,
             fusion.and_then(|f| f.judge),
-            &body,
             &mut attempts,
             &mut skipped,
         )
@@ -426,7 +389,7 @@ async fn attempt_all(
         }
     } else {
         for (i, p) in plan.targets.iter().enumerate() {
-            match try_target(&ctx, &mut body, p, &attempts, &skipped).await {
+            match try_target(&ctx, p, &attempts, &skipped).await {
                 Tried::Done(outcome) => return Ok(outcome),
                 Tried::Skipped(reason) => skipped.push(format!("{}: {reason}", p.key)),
                 Tried::Failed(err, class, retry_after) => {
@@ -452,7 +415,7 @@ async fn attempt_all(
                     break;
                 }
                 tokio::time::sleep(wait).await;
-                match try_target(&ctx, &mut body, &plan.targets[i], &attempts, &skipped).await {
+                match try_target(&ctx, &plan.targets[i], &attempts, &skipped).await {
                     Tried::Done(outcome) => return Ok(outcome),
                     Tried::Skipped(reason) => {
                         skipped.push(format!("{}: {reason}", plan.targets[i].key));
@@ -484,755 +447,6 @@ async fn attempt_all(
         return Err(ProxyError::Timeout(total, attempts));
     }
     Err(ProxyError::AllFailed { attempts })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_fusion(
-    ctx: &Attempt<'_>,
-    targets: &[Planned],
-    fan_out: usize,
-    judge: Option<String>,
-    body: &Map<String, Value>,
-    attempts: &mut Vec<AttemptError>,
-    skipped: &mut Vec<String>,
-) -> Result<Option<ChatOutcome>, ProxyError> {
-    use futures::stream::FuturesUnordered;
-    let mut racing: FuturesUnordered<_> = targets
-        .iter()
-        .take(fan_out)
-        .map(|p| {
-            let mut body = body.clone();
-            async move { (p, try_target(ctx, &mut body, p, &[], &[]).await) }
-        })
-        .collect();
-    let mut answers: Vec<(String, ChatOutcome)> = Vec::new();
-    while let Some((p, tried)) = racing.next().await {
-        match tried {
-            Tried::Done(outcome) => {
-                if judge.is_none() {
-                    // first good answer wins; the others are cancelled
-                    return Ok(Some(outcome));
-                }
-                answers.push((p.key.clone(), outcome));
-            }
-            Tried::Skipped(reason) => skipped.push(format!("{}: {reason}", p.key)),
-            Tried::Failed(err, class, _) => {
-                if class == FailureClass::ClientFault {
-                    return Err(ProxyError::Rejected {
-                        provider: err.provider,
-                        status: err.status.unwrap_or(400),
-                        message: err.message,
-                    });
-                }
-                attempts.push(err);
-            }
-        }
-    }
-    drop(racing);
-    let Some(judge) = judge else { return Ok(None) };
-    if answers.len() < 2 {
-        return Ok(answers.pop().map(|(_, o)| o));
-    }
-    let native = ctx.call.native.as_deref();
-    let mut texts = Vec::new();
-    for (key, outcome) in &answers {
-        if let ChatOutcome::Complete { body, .. } = outcome {
-            let text = match native {
-                Some(n) => native::answer_text(n.format, body),
-                None => {
-                    let v: Value = serde_json::from_slice(body).unwrap_or_default();
-                    v.pointer("/choices/0/message/content")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                }
-            };
-            texts.push(format!("Answer from {key}:\n{text}"));
-        }
-    }
-    let full;
-    let body = match native {
-        Some(n) => match n.openai_body(&judge) {
-            Ok(b) => {
-                full = b;
-                &full
-            }
-            Err(_) => return Ok(answers.into_iter().next().map(|(_, o)| o)),
-        },
-        None => body,
-    };
-    let mut judge_body = body.clone();
-    let mut messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    messages.push(serde_json::json!({
-        "role": "user",
-        "content": format!("Several assistants answered the request above. Merge them into the single best answer; reply with that answer only.\n\n{}", texts.join("\n\n")),
-    }));
-    judge_body.insert("messages".into(), Value::Array(messages));
-    judge_body.insert("model".into(), Value::String(judge.clone()));
-    let judge_call = ChatCall {
-        request_id: ctx.call.request_id.clone(),
-        key_id: ctx.call.key_id.clone(),
-        endpoint: ctx.call.endpoint,
-        body: judge_body,
-        started: ctx.call.started,
-        session: None,
-        native: None,
-    };
-    match Box::pin(attempt_all(ctx.gw, &judge_call, &judge, false)).await {
-        Ok(ChatOutcome::Complete {
-            status,
-            body,
-            mut route,
-            usage,
-        }) => {
-            route.failed.push(format!(
-                "fusion: merged {} answers with {judge}",
-                answers.len()
-            ));
-            // The judge answered in OpenAI Chat; the client may speak something else.
-            let (body, usage) = match native {
-                Some(n) => {
-                    let mode = native::Mode::Translate {
-                        client: n.format,
-                        ctx: n.ctx.clone(),
-                    };
-                    let conversation = n.conversation.as_ref().map(|c| (c, &ctx.gw.store));
-                    match native::answer(&mode, WireFormat::Openai, body, conversation) {
-                        Ok((b, u)) => (b, u.or(usage)),
-                        Err(_) => return Ok(answers.into_iter().next().map(|(_, o)| o)),
-                    }
-                }
-                None => (body, usage),
-            };
-            Ok(Some(ChatOutcome::Complete {
-                status,
-                body,
-                route,
-                usage,
-            }))
-        }
-        // the judge failed: the first answer still stands
-        _ => Ok(answers.into_iter().next().map(|(_, o)| o)),
-    }
-}
-
-async fn try_target(
-    ctx: &Attempt<'_>,
-    body: &mut Map<String, Value>,
-    p: &Planned,
-    earlier: &[AttemptError],
-    skipped: &[String],
-) -> Tried {
-    let gw = ctx.gw;
-    let routing = &gw.routing;
-    let target = &p.target;
-    let now = Instant::now();
-    if now >= ctx.deadline {
-        return Tried::Skipped("total deadline reached".into());
-    }
-    let admission = routing.health.admit(&p.key);
-    if admission == Admission::Rejected {
-        return Tried::Skipped("circuit breaker open".into());
-    }
-    let mut guard = AttemptGuard {
-        routing: routing.clone(),
-        key: p.key.clone(),
-        probe: admission == Admission::Probe,
-        reservation: None,
-    };
-    match routing.budgets.reserve(
-        &p.subjects,
-        p.est_cost.unwrap_or(0.0),
-        ctx.est_tokens,
-        now_ms(),
-    ) {
-        Ok(r) => guard.reservation = Some(r),
-        Err(e) => return Tried::Skipped(e.to_string()),
-    }
-    body.insert("model".into(), Value::String(target.model.clone()));
-    // Context relay: this target's window is too small for the conversation.
-    let mut relay_note = None;
-    let native = ctx.call.native.as_deref();
-    let relayed = match (p.relay_window, &ctx.summarizer) {
-        (Some(window), Some(summarizer)) => {
-            // A native request is summarised in its OpenAI Chat form.
-            let full = match native.map(|n| n.openai_body(&target.model)).transpose() {
-                Ok(f) => f,
-                Err(e) => return Tried::Skipped(format!("context relay failed: {e}")),
-            };
-            let source = full.as_ref().unwrap_or(body);
-            match context_relay::summarise(gw, ctx.call, source, window, summarizer).await {
-                Ok((b, note)) => {
-                    relay_note = Some(note);
-                    Some(b)
-                }
-                Err(e) => return Tried::Skipped(format!("context relay failed: {e}")),
-            }
-        }
-        _ => None,
-    };
-    let out = match native::outgoing(
-        native,
-        body,
-        relayed.as_ref(),
-        target,
-        ctx.stream,
-        ctx.strip_usage_only,
-    ) {
-        Ok(o) => o,
-        Err(native::Unsendable::Client(e)) => {
-            return Tried::Failed(
-                attempt_error(
-                    target,
-                    None,
-                    format!("request cannot be encoded: {e}"),
-                    None,
-                ),
-                FailureClass::ClientFault,
-                None,
-            )
-        }
-        Err(native::Unsendable::Target(e)) => {
-            return Tried::Skipped(format!(
-                "request cannot be translated for this upstream: {e}"
-            ))
-        }
-    };
-    let timeout = ctx
-        .attempt_timeout
-        .min(ctx.deadline.saturating_duration_since(now));
-    let sent = Instant::now();
-    let fail = |guard: &mut AttemptGuard,
-                status: Option<u16>,
-                message: String,
-                retry_after: Option<String>| {
-        // Upstream words may echo the key they were sent: scrub before
-        // they reach health, the usage table, a log or the client.
-        let message = ctx.registry.redactor().clean(&message);
-        let class = classify(status, &message);
-        let wait = retry_after.as_deref().and_then(classify::retry_after);
-        let rows = routing
-            .health
-            .record_failure(&p.key, &target.account.id, class, wait, &message);
-        persist_health(gw, rows);
-        guard.settle(0.0, 0);
-        tracing::warn!(target = %p.key, ?status, class = class.as_str(), "upstream attempt failed");
-        Tried::Failed(
-            attempt_error(target, status, message, retry_after),
-            class,
-            wait,
-        )
-    };
-    // Subscription accounts: their own endpoint, token (refreshed when due) and envelope.
-    let sub = target.provider.spec.subscription;
-    let mut collect_stream = false;
-    let request = match sub {
-        Some(kind) => {
-            let credential = native.and_then(|n| n.client_credential.as_ref());
-            let id = &ctx.call.request_id;
-            match crate::subscription::prepare(gw, target, kind, &out, ctx.stream, id, credential)
-                .await
-            {
-                Ok(p) => {
-                    collect_stream = p.collect_stream;
-                    p.request
-                }
-                Err(crate::subscription::Unready::Skip(why)) => return Tried::Skipped(why),
-                Err(crate::subscription::Unready::Account { status, message }) => {
-                    return fail(&mut guard, status, message, None)
-                }
-            }
-        }
-        None => gw.upstream.send(
-            target,
-            out.format,
-            out.bytes.clone(),
-            ctx.stream,
-            &out.headers,
-        ),
-    };
-    let response = match tokio::time::timeout(timeout, request.send()).await {
-        Err(_) => {
-            return fail(
-                &mut guard,
-                None,
-                format!("no response within {timeout:?}"),
-                None,
-            )
-        }
-        Ok(Err(e)) => return fail(&mut guard, None, describe_reqwest(&e), None),
-        Ok(Ok(r)) => r,
-    };
-    let status = response.status().as_u16();
-    if !response.status().is_success() {
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let headers = sub.map(|_| response.headers().clone());
-        let text = read_limited(response, ERROR_BODY_LIMIT).await;
-        let mut message = upstream_message(&text);
-        let mut retry_after = retry_after;
-        if let (Some(kind), Some(h)) = (sub, headers) {
-            // An exhausted plan rests the account until the reset the provider names.
-            if let Some(wait) = crate::subscription::on_error(gw, target, kind, &h, status, &text) {
-                retry_after = Some(format!("{:.3}", wait.as_secs_f64()));
-                if status == 429 {
-                    message = format!("{message} (plan quota exhausted until its reset)");
-                }
-            }
-        }
-        return fail(&mut guard, Some(status), message, retry_after);
-    }
-    let quota = match sub {
-        Some(kind) => crate::subscription::observe(gw, target, kind, response.headers()),
-        None => health::quota_from_headers(response.headers()),
-    };
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_ascii_lowercase);
-    let route = |upstream_ms: f64| RouteInfo {
-        provider: target.provider.spec.id.clone(),
-        account_id: target.account.id.clone(),
-        model: target.model.clone(),
-        attempts: earlier.len() as u32 + 1,
-        upstream_ms,
-        overhead_ms: (ctx.call.started.elapsed().as_secs_f64() * 1000.0 - upstream_ms).max(0.0),
-        failed: earlier.iter().map(|a| a.to_string()).collect(),
-        cost_usd: None,
-        combo: ctx.combo.clone(),
-        strategy: ctx
-            .combo
-            .as_ref()
-            .map(|_| ctx.strategy.as_str().to_string()),
-        tier: p.tier.as_str().to_string(),
-        skipped: skipped.to_vec(),
-        context_relay: relay_note.clone(),
-        translation: out.translation.clone(),
-        translation_notes: out.notes.clone(),
-    };
-    let succeed = |latency_ms: f64| {
-        let row = routing
-            .health
-            .record_success(&p.key, &target.account.id, latency_ms, quota);
-        persist_health(gw, row.into_iter().collect());
-        if let Some(state) = &ctx.state {
-            strategy::on_success(state, &p.key);
-        }
-    };
-    if ctx.stream {
-        // Commit to this target only once its first chunk has arrived.
-        let mut rest = response.bytes_stream().boxed();
-        if let Some(kind) = sub {
-            rest = crate::subscription::unwrap_stream(kind, rest);
-        }
-        let remaining = timeout.saturating_sub(sent.elapsed());
-        let first = match tokio::time::timeout(remaining, rest.next()).await {
-            Ok(Some(Ok(chunk))) => chunk,
-            Ok(Some(Err(e))) => {
-                return fail(
-                    &mut guard,
-                    None,
-                    format!(
-                        "stream failed before its first chunk: {}",
-                        describe_reqwest(&e)
-                    ),
-                    None,
-                )
-            }
-            Ok(None) => {
-                return fail(
-                    &mut guard,
-                    None,
-                    "stream ended before its first chunk".into(),
-                    None,
-                )
-            }
-            Err(_) => {
-                return fail(
-                    &mut guard,
-                    None,
-                    format!("no response within {timeout:?}"),
-                    None,
-                )
-            }
-        };
-        // Wait for the first whole event: an error there (split over TCP
-        // chunks or not) has reached no client yet, so another target can
-        // still be tried; so can an HTML page answered with 200.
-        let remaining = timeout.saturating_sub(sent.elapsed());
-        let first = match tokio::time::timeout(remaining, first_event(first, &mut rest)).await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(message)) => return fail(&mut guard, None, message, None),
-            Err(_) => {
-                return fail(
-                    &mut guard,
-                    None,
-                    format!("no response within {timeout:?}"),
-                    None,
-                )
-            }
-        };
-        if looks_like_html(content_type.as_deref(), &first) {
-            return fail(
-                &mut guard,
-                Some(502),
-                not_an_api_answer(content_type.as_deref(), &first),
-                None,
-            );
-        }
-        if let Some(e) = crate::formats::observe::early_error(out.format, &first) {
-            return fail(&mut guard, Some(e.status), e.message, None);
-        }
-        let upstream_ms = ms(sent.elapsed());
-        succeed(upstream_ms);
-        remember_session(ctx, p);
-        let route = route(upstream_ms);
-        let mut event = usage_event(ctx.call, ctx.requested, Some(target), true, status);
-        event.tier = Some(p.tier.as_str().into());
-        event.combo = ctx.combo.clone();
-        gw.metrics.observe_overhead(route.overhead_ms);
-        let mut end_guard = guard;
-        let routing_end = routing.clone();
-        let (key, account) = (p.key.clone(), target.account.id.clone());
-        let store = gw.store.clone();
-        let usage_guard = relay::UsageGuard::new(
-            gw.store.clone(),
-            event,
-            target.model_info().cloned(),
-            upstream_ms,
-            route.overhead_ms,
-        )
-        .redacting(ctx.registry.redactor().clone())
-        .on_end(move |outcome, cost, tokens| {
-            end_guard.settle(cost.unwrap_or(0.0), tokens);
-            if outcome == "upstream_error" {
-                let rows = routing_end.health.record_failure(
-                    &key,
-                    &account,
-                    FailureClass::Transient,
-                    None,
-                    "stream interrupted",
-                );
-                if !rows.is_empty() {
-                    store.write_detached("target health", move |tx| {
-                        crate::store::put_health(tx, &rows)
-                    });
-                }
-            }
-        });
-        let pipe = match (&out.mode, native) {
-            (native::Mode::Pass, None) => relay::Pipe::OpenAi {
-                strip_usage_only: ctx.strip_usage_only,
-            },
-            (native::Mode::Pass, Some(n)) => relay::Pipe::same(n.format, n.ctx.clone()),
-            (native::Mode::Translate { client, ctx }, _) => {
-                relay::Pipe::translate(out.format, *client, ctx)
-            }
-        };
-        let hook = native
-            .and_then(|n| n.conversation.clone())
-            .map(|conversation| relay::ResponseHook {
-                conversation,
-                store: gw.store.clone(),
-            });
-        let events = relay::relay(
-            first,
-            rest,
-            pipe,
-            relay::RelayOptions {
-                keep_alive: gw.settings.keep_alive,
-                idle_timeout: gw.settings.upstream_timeout,
-                streams: gw.streams.clone(),
-            },
-            usage_guard,
-            hook,
-        );
-        return Tried::Done(ChatOutcome::Stream {
-            status,
-            events,
-            route,
-        });
-    }
-    let remaining = timeout.saturating_sub(sent.elapsed());
-    let body = match tokio::time::timeout(remaining, response.bytes()).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => return fail(&mut guard, None, describe_reqwest(&e), None),
-        Err(_) => {
-            return fail(
-                &mut guard,
-                None,
-                format!("no response within {timeout:?}"),
-                None,
-            )
-        }
-    };
-    // A 200 that is not an API answer (a captive portal, a proxy's HTML
-    // error page, a load balancer's notice) is an upstream failure: fall back.
-    if looks_like_html(content_type.as_deref(), &body) {
-        return fail(
-            &mut guard,
-            Some(502),
-            not_an_api_answer(content_type.as_deref(), &body),
-            None,
-        );
-    }
-    let unwrapped = match sub {
-        Some(k) => crate::subscription::unwrap_body(k, collect_stream, body),
-        None => Ok(body),
-    };
-    let body = match unwrapped {
-        Ok(b) => b,
-        Err(e) => {
-            return fail(
-                &mut guard,
-                Some(502),
-                format!("the upstream's answer could not be read: {e}"),
-                None,
-            )
-        }
-    };
-    if !is_json_answer(None, &body) {
-        return fail(
-            &mut guard,
-            Some(502),
-            not_an_api_answer(content_type.as_deref(), &body),
-            None,
-        );
-    }
-    let (body, usage) = match (&out.mode, native) {
-        (native::Mode::Pass, None) => {
-            let usage = usage::from_openai_body(&body);
-            (body, usage)
-        }
-        (mode, _) => {
-            let conversation = native
-                .and_then(|n| n.conversation.as_ref())
-                .map(|c| (c, &gw.store));
-            match native::answer(mode, out.format, body, conversation) {
-                Ok(done) => done,
-                Err(e) => {
-                    return fail(
-                        &mut guard,
-                        Some(502),
-                        format!("the upstream's answer could not be read: {e}"),
-                        None,
-                    )
-                }
-            }
-        }
-    };
-    let upstream_ms = ms(sent.elapsed());
-    succeed(upstream_ms);
-    remember_session(ctx, p);
-    let mut route = route(upstream_ms);
-    let mut event = usage_event(ctx.call, ctx.requested, Some(target), false, status);
-    fill_usage(&mut event, usage.unwrap_or_default(), target);
-    guard.settle(
-        event.cost_usd.unwrap_or(0.0),
-        event.input_tokens + event.output_tokens,
-    );
-    route.cost_usd = event.cost_usd;
-    event.outcome = "ok".into();
-    event.upstream_ms = Some(upstream_ms);
-    event.overhead_ms = Some(route.overhead_ms);
-    event.latency_ms = ms(ctx.call.started.elapsed());
-    event.tier = Some(p.tier.as_str().into());
-    event.combo = ctx.combo.clone();
-    gw.store.record_usage(event);
-    gw.metrics.observe_overhead(route.overhead_ms);
-    Tried::Done(ChatOutcome::Complete {
-        status,
-        body,
-        route,
-        usage,
-    })
-}
-
-/// Most bytes held back while waiting for the first whole stream event.
-const FIRST_EVENT_LIMIT: usize = 256 * 1024;
-
-/// Read on until `first` holds a complete SSE event with data (comment
-/// lines before it, such as keep-alives, do not count).
-async fn first_event(
-    first: Bytes,
-    rest: &mut BoxStream<'static, reqwest::Result<Bytes>>,
-) -> Result<Bytes, String> {
-    if has_data_event(&first) {
-        return Ok(first);
-    }
-    let mut buf = first.to_vec();
-    while buf.len() < FIRST_EVENT_LIMIT {
-        match rest.next().await {
-            Some(Ok(chunk)) => {
-                buf.extend_from_slice(&chunk);
-                if has_data_event(&buf) {
-                    break;
-                }
-            }
-            Some(Err(e)) => {
-                return Err(format!(
-                    "stream failed before its first event: {}",
-                    describe_reqwest(&e)
-                ))
-            }
-            // Ended early: what arrived is judged as it is.
-            None => break,
-        }
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// Does `buf` hold a whole event carrying a `data:` line (or is it plainly not SSE)?
-fn has_data_event(buf: &[u8]) -> bool {
-    let text = match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-        Some(i) => &buf[i..],
-        None => return false,
-    };
-    // Not an event stream at all (HTML, a JSON error body): nothing to wait for.
-    if !(text.starts_with(b"data:")
-        || text.starts_with(b"event:")
-        || text.starts_with(b":")
-        || text.starts_with(b"id:")
-        || text.starts_with(b"retry:"))
-    {
-        return true;
-    }
-    let mut start = 0;
-    let mut i = 0;
-    while i < text.len() {
-        let sep = if text[i..].starts_with(b"\n\n") {
-            2
-        } else if text[i..].starts_with(b"\r\n\r\n") {
-            4
-        } else {
-            i += 1;
-            continue;
-        };
-        let event = &text[start..i];
-        if event
-            .split(|b| *b == b'\n')
-            .any(|l| l.starts_with(b"data:"))
-        {
-            return true;
-        }
-        i += sep;
-        start = i;
-    }
-    false
-}
-
-fn first_bytes(body: &[u8]) -> &[u8] {
-    let start = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(body.len());
-    &body[start..]
-}
-
-fn looks_like_html(content_type: Option<&str>, body: &[u8]) -> bool {
-    content_type.is_some_and(|c| c.starts_with("text/html")) || first_bytes(body).starts_with(b"<")
-}
-
-/// Is a 200 body an API answer: a JSON object, not declared as HTML?
-/// (Some local servers label JSON `text/plain`, so only HTML is refused by
-/// its label.)
-fn is_json_answer(content_type: Option<&str>, body: &[u8]) -> bool {
-    !looks_like_html(content_type, body) && first_bytes(body).starts_with(b"{")
-}
-
-fn not_an_api_answer(content_type: Option<&str>, body: &[u8]) -> String {
-    let snippet: String =
-        String::from_utf8_lossy(&first_bytes(body)[..first_bytes(body).len().min(80)])
-            .chars()
-            .filter(|c| !c.is_control())
-            .collect();
-    format!(
-        "the upstream answered 200 with {} instead of an API answer: {snippet:?}",
-        content_type.unwrap_or("no content type")
-    )
-}
-
-fn remember_session(ctx: &Attempt<'_>, p: &Planned) {
-    if let Some(session) = &ctx.session {
-        ctx.gw.routing.remember_session(session, &p.key);
-    }
-}
-
-fn persist_health(gw: &Gateway, rows: Vec<health::HealthRow>) {
-    if !rows.is_empty() {
-        gw.store.write_detached("target health", move |tx| {
-            crate::store::put_health(tx, &rows)
-        });
-    }
-}
-
-fn attempt_error(
-    target: &Target,
-    status: Option<u16>,
-    message: String,
-    retry_after: Option<String>,
-) -> AttemptError {
-    AttemptError {
-        provider: target.provider.spec.id.clone(),
-        account_id: target.account.id.clone(),
-        model: target.model.clone(),
-        status,
-        message,
-        retry_after,
-    }
-}
-
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    if e.is_connect() {
-        "connection failed".to_string()
-    } else if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_body() || e.is_decode() {
-        "response body interrupted".to_string()
-    } else {
-        "request failed".to_string()
-    }
-}
-
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        out.extend_from_slice(&chunk);
-        if out.len() >= limit {
-            out.truncate(limit);
-            break;
-        }
-    }
-    out
-}
-
-/// The upstream's own error message when its body says one.
-pub(crate) fn upstream_message(body: &[u8]) -> String {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let found = parsed.as_ref().and_then(|v| {
-        v.pointer("/error/message")
-            .or_else(|| v.get("message"))
-            .or_else(|| v.get("error").filter(|e| e.is_string()))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
-    found.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        let t = text.trim();
-        if t.is_empty() {
-            "no error message".to_string()
-        } else {
-            t.chars().take(500).collect()
-        }
-    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -1299,17 +513,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upstream_messages_are_extracted() {
-        assert_eq!(
-            upstream_message(br#"{"error":{"message":"slow down"}}"#),
-            "slow down"
-        );
-        assert_eq!(upstream_message(br#"{"message":"bad"}"#), "bad");
-        assert_eq!(upstream_message(b"  plain text "), "plain text");
-        assert_eq!(upstream_message(b""), "no error message");
-    }
-
-    #[test]
     fn statuses_for_failures() {
         let a = |s| AttemptError {
             provider: "p".into(),
@@ -1341,91 +544,5 @@ mod tests {
             .as_deref(),
             Some("3")
         );
-    }
-}
-
-/// The outcome of one tiny test prompt to one target.
-#[derive(Debug, Clone)]
-pub struct ProbeResult {
-    pub target: String,
-    pub ok: bool,
-    pub latency_ms: f64,
-    pub status: Option<u16>,
-    pub error: Option<String>,
-}
-
-/// Send a tiny prompt straight to one target (no fallback); the outcome
-/// feeds its breaker and latency figures like any request.
-pub async fn probe(gw: &Gateway, target: &Target) -> ProbeResult {
-    let key = plan::target_key(target);
-    if target.provider.spec.subscription.is_some() {
-        // A probe would spend plan quota; subscription accounts are checked by real requests.
-        return ProbeResult {
-            target: key,
-            ok: false,
-            latency_ms: 0.0,
-            status: None,
-            error: Some("not probed: subscription accounts are not sent test prompts".into()),
-        };
-    }
-    let body = serde_json::json!({
-        "model": target.model,
-        "messages": [{"role": "user", "content": "Reply with the word ok."}],
-        "max_tokens": 8,
-        "stream": false,
-    });
-    let started = Instant::now();
-    let timeout = gw.settings.upstream_timeout.min(Duration::from_secs(30));
-    let outcome = match gw
-        .upstream
-        .chat(target, Bytes::from(body.to_string()), false)
-    {
-        Err(e) => Err((None, format!("request cannot be translated: {e}"))),
-        Ok(request) => match tokio::time::timeout(timeout, request.send()).await {
-            Err(_) => Err((None, format!("no response within {timeout:?}"))),
-            Ok(Err(e)) => Err((None, describe_reqwest(&e))),
-            Ok(Ok(r)) if r.status().is_success() => match r.bytes().await {
-                Ok(_) => Ok(()),
-                Err(e) => Err((None, describe_reqwest(&e))),
-            },
-            Ok(Ok(r)) => {
-                let status = r.status().as_u16();
-                let text = read_limited(r, ERROR_BODY_LIMIT).await;
-                let message = gw.registry().redactor().clean(&upstream_message(&text));
-                Err((Some(status), message))
-            }
-        },
-    };
-    let latency_ms = ms(started.elapsed());
-    match outcome {
-        Ok(()) => {
-            let row = gw
-                .routing
-                .health
-                .record_success(&key, &target.account.id, latency_ms, None);
-            persist_health(gw, row.into_iter().collect());
-            ProbeResult {
-                target: key,
-                ok: true,
-                latency_ms,
-                status: Some(200),
-                error: None,
-            }
-        }
-        Err((status, message)) => {
-            let class = classify(status, &message);
-            let rows =
-                gw.routing
-                    .health
-                    .record_failure(&key, &target.account.id, class, None, &message);
-            persist_health(gw, rows);
-            ProbeResult {
-                target: key,
-                ok: false,
-                latency_ms,
-                status,
-                error: Some(message),
-            }
-        }
     }
 }

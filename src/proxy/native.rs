@@ -12,6 +12,7 @@
 //!   client's, a stream event by event. No pivot through OpenAI Chat.
 
 use super::usage::Usage;
+use super::view::RequestView;
 use crate::catalog::WireFormat;
 use crate::formats::canonical::ChatRequest;
 use crate::formats::{self, ClientContext};
@@ -21,64 +22,122 @@ use crate::store::Store;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-/// A request as a client in another format sent it, decoded once.
+/// A request as a client in another format sent it. Routing reads its
+/// view; it is decoded into the canonical model only when a target needs a
+/// translation (then once, on first use).
 #[derive(Debug)]
 pub struct Native {
     /// The client's format (never OpenAI Chat: that is the plain path).
     pub format: WireFormat,
     /// The client's body (for Responses, with earlier turns put in front).
     pub raw: Bytes,
-    /// The decoded request: model mapped, Claude Code's billing line removed.
-    pub request: ChatRequest,
-    /// What encoders need to know about the client.
+    /// What routing reads: model (mapped), stream, output budget, size.
+    pub view: RequestView,
+    /// What encoders need to know about the client when forwarding (model
+    /// as the client named it, clock, usage option).
     pub ctx: ClientContext,
     /// Client headers forwarded to an upstream of the same format
     /// (`anthropic-version`, `anthropic-beta`).
     pub forward_headers: Vec<(&'static str, String)>,
-    /// Notes from decoding (billing line removed…), shown when translated.
-    pub notes: Vec<String>,
     /// Responses: the id the client sees and the conversation to store.
     pub conversation: Option<Conversation>,
     /// The client's own subscription credential (Claude Code's OAuth bearer,
     /// Codex's ChatGPT token), for providers in `client-credential` mode.
     pub client_credential: Option<crate::subscription::ClientCredential>,
+    decoded: std::sync::OnceLock<Result<Decoded, String>>,
+}
+
+/// The canonical form, made when a translation first needs it.
+#[derive(Debug)]
+struct Decoded {
+    /// Model mapped, path model and stream applied, Claude Code's billing line removed.
+    request: ChatRequest,
+    /// What decoding noted (billing line removed, lossy fields), shown when translated.
+    notes: Vec<String>,
+    /// `ctx` with what only the decoded request tells (Responses custom tools).
+    ctx: ClientContext,
 }
 
 impl Native {
-    /// What the router reads (model, stream, max tokens); the conversation
-    /// itself is not re-encoded for it.
-    pub fn routing_body(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("model".into(), Value::String(self.request.model.clone()));
-        m.insert("stream".into(), Value::Bool(self.request.stream));
-        if let Some(n) = self.request.max_output_tokens {
-            m.insert("max_tokens".into(), Value::from(n));
+    /// A request in `format` with its view read; `view.model` is the model
+    /// routing uses (mapped), `ctx.model` the one the client named.
+    pub fn new(
+        format: WireFormat,
+        raw: Bytes,
+        view: RequestView,
+        ctx: ClientContext,
+        forward_headers: Vec<(&'static str, String)>,
+        conversation: Option<Conversation>,
+        client_credential: Option<crate::subscription::ClientCredential>,
+    ) -> Native {
+        Native {
+            format,
+            raw,
+            view,
+            ctx,
+            forward_headers,
+            conversation,
+            client_credential,
+            decoded: std::sync::OnceLock::new(),
         }
-        m
     }
 
-    /// Prompt size: about four bytes of request text per token.
-    pub fn estimate_tokens(&self) -> u64 {
-        (self.raw.len() / 4) as u64
+    fn decoded(&self) -> Result<&Decoded, String> {
+        self.decoded
+            .get_or_init(|| {
+                let mut request =
+                    formats::decode_request(self.format, &self.raw).map_err(|e| e.to_string())?;
+                request.model = self.view.model.clone();
+                if self.format == WireFormat::Gemini {
+                    request.stream = self.view.stream;
+                    request.stream_usage = true;
+                }
+                let mut notes = Vec::new();
+                // Only a translated request loses it: an Anthropic upstream gets the client's bytes.
+                if formats::strip_billing_header(&mut request) {
+                    notes.push(
+                        "removed Claude Code's billing header line from the system prompt".into(),
+                    );
+                }
+                notes.extend(request.lossy.iter().cloned());
+                let mut ctx = ClientContext::for_request(&request, self.ctx.created);
+                ctx.model = self.ctx.model.clone();
+                Ok(Decoded {
+                    request,
+                    notes,
+                    ctx,
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
-    /// A hash of the conversation's first two messages, for sticky sessions.
+    /// The canonical request (decoded on first use).
+    pub fn request(&self) -> Result<&ChatRequest, String> {
+        self.decoded().map(|d| &d.request)
+    }
+
+    /// The client context for translated answers.
+    pub fn translation_ctx(&self) -> ClientContext {
+        self.decoded()
+            .map(|d| d.ctx.clone())
+            .unwrap_or_else(|_| self.ctx.clone())
+    }
+
+    /// What decoding noted, for the route header of a translated request.
+    pub fn notes(&self) -> Vec<String> {
+        self.decoded().map(|d| d.notes.clone()).unwrap_or_default()
+    }
+
+    /// A session key from the conversation's first turns, for sticky routing.
     pub fn session(&self) -> Option<String> {
-        use sha2::Digest;
-        let first = self.request.messages.iter().take(2);
-        let mut h = sha2::Sha256::new();
-        let mut any = false;
-        for m in first {
-            h.update(serde_json::to_vec(m).ok()?);
-            any = true;
-        }
-        any.then(|| format!("h:{}", hex::encode(&h.finalize()[..12])))
+        super::view::session_from_raw(&self.raw)
     }
 
     /// The request as an OpenAI Chat body for `model` (context relay and
     /// fusion judges work on that form).
     pub fn openai_body(&self, model: &str) -> Result<Map<String, Value>, String> {
-        let t = formats::encode_request(WireFormat::Openai, &self.request)
+        let t = formats::encode_request(WireFormat::Openai, self.request()?)
             .map_err(|e| e.to_string())?;
         match t.body {
             Value::Object(mut m) => {
@@ -240,30 +299,32 @@ pub enum Unsendable {
     Target(String),
 }
 
-/// What `target` is sent. `body` is the OpenAI Chat body (the plain path)
-/// or the routing view of a native request, with `model` already set;
-/// `relayed` replaces the conversation after a context relay.
+/// What `target` is sent for `call`; `relayed` replaces the conversation
+/// (an OpenAI Chat body) after a context relay.
 pub fn outgoing(
-    native: Option<&Native>,
-    body: &Map<String, Value>,
+    call: &super::ChatCall,
     relayed: Option<&Map<String, Value>>,
     target: &Target,
     stream: bool,
     strip_usage_only: bool,
 ) -> Result<Outgoing, Unsendable> {
+    let native = call.native.as_deref();
     let to = target.provider.spec.format;
     let client = native.map_or(WireFormat::Openai, |n| n.format);
     let translation = (client != WireFormat::Openai || to != WireFormat::Openai)
         .then(|| formats::translation_label(client, to));
-    let openai_request = |src: &Map<String, Value>| -> Result<ChatRequest, Unsendable> {
+    let from_map = |src: &Map<String, Value>| -> Result<ChatRequest, Unsendable> {
         let bytes = serde_json::to_vec(src).map_err(|e| Unsendable::Client(e.to_string()))?;
         formats::decode_request(WireFormat::Openai, &bytes)
             .map_err(|e| Unsendable::Client(e.to_string()))
     };
     match native {
         None if to == WireFormat::Openai => {
-            let bytes = serde_json::to_vec(relayed.unwrap_or(body))
-                .map_err(|e| Unsendable::Client(format!("request cannot be encoded: {e}")))?;
+            let bytes = match relayed {
+                Some(m) => serde_json::to_vec(m)
+                    .map_err(|e| Unsendable::Client(format!("request cannot be encoded: {e}")))?,
+                None => openai_pass(call, &target.model, stream)?,
+            };
             Ok(Outgoing {
                 format: to,
                 bytes: Bytes::from(bytes),
@@ -274,15 +335,20 @@ pub fn outgoing(
             })
         }
         None => {
-            let req = openai_request(relayed.unwrap_or(body))?;
+            let req = match relayed {
+                Some(m) => from_map(m)?,
+                None => formats::decode_request(WireFormat::Openai, &call.raw)
+                    .map_err(|e| Unsendable::Client(e.to_string()))?,
+            };
             let mut ctx = ClientContext::for_request(&req, now_s());
             // The gateway always asks for usage; the client sees it only if it asked.
             ctx.include_usage = req.stream_usage && !strip_usage_only;
+            ctx.model = call.view.model.clone();
             encode_for(&req, target, stream, Vec::new(), translation, client, ctx)
         }
         Some(n) if relayed.is_some() => {
-            let req = openai_request(relayed.unwrap_or(body))?;
-            let mut notes = n.notes.clone();
+            let req = from_map(relayed.unwrap_or(&Map::new()))?;
+            let mut notes = n.notes();
             notes.push("context relay: the conversation was rebuilt from a summary".into());
             encode_for(
                 &req,
@@ -291,7 +357,7 @@ pub fn outgoing(
                 notes,
                 translation,
                 client,
-                n.ctx.clone(),
+                n.translation_ctx(),
             )
         }
         Some(n) if to == n.format => {
@@ -321,16 +387,49 @@ pub fn outgoing(
                 notes: Vec::new(),
             })
         }
-        Some(n) => encode_for(
-            &n.request,
-            target,
-            stream,
-            n.notes.clone(),
-            translation,
-            client,
-            n.ctx.clone(),
-        ),
+        Some(n) => {
+            let req = n.request().map_err(Unsendable::Client)?;
+            encode_for(
+                req,
+                target,
+                stream,
+                n.notes(),
+                translation,
+                client,
+                n.translation_ctx(),
+            )
+        }
     }
+}
+
+/// The client's OpenAI Chat bytes for an OpenAI upstream: `model` set and,
+/// for a stream, usage asked for, in place; through a document only when
+/// the bytes do not allow that.
+fn openai_pass(call: &super::ChatCall, model: &str, stream: bool) -> Result<Vec<u8>, Unsendable> {
+    let ask_usage = stream && call.view.include_usage != Some(true);
+    if let Some(b) = formats::json::openai_for_upstream(
+        &call.raw,
+        model,
+        ask_usage,
+        call.view.has_stream_options,
+    ) {
+        return Ok(b);
+    }
+    let mut body: Map<String, Value> = serde_json::from_slice(&call.raw)
+        .map_err(|e| Unsendable::Client(format!("request cannot be encoded: {e}")))?;
+    body.insert("model".into(), Value::String(model.to_string()));
+    if ask_usage {
+        let opts = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        } else {
+            *opts = serde_json::json!({"include_usage": true});
+        }
+    }
+    serde_json::to_vec(&body)
+        .map_err(|e| Unsendable::Client(format!("request cannot be encoded: {e}")))
 }
 
 fn encode_for(
