@@ -67,7 +67,7 @@ pub struct Gateway {
     pub settings: Settings,
     pub store: Store,
     pub upstream: Upstream,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub routing: Arc<Routing>,
     catalog: Vec<ProviderSpec>,
     registry: ArcSwap<Registry>,
@@ -84,12 +84,15 @@ impl Gateway {
         let health_rows = store.read(store::list_health).await?;
         let routing = Arc::new(Routing::new(settings.routing_seed));
         routing.health.restore(&health_rows, store::now_ms());
+        let metrics = Arc::new(Metrics::default());
+        let seen = metrics.clone();
+        store.tap_usage(Arc::new(move |e| seen.observe_request(e)));
         let gw = Arc::new(Gateway {
             routing,
             upstream: Upstream::new(settings.connect_timeout)?,
             settings,
             store,
-            metrics: Metrics::default(),
+            metrics,
             catalog: catalog::embedded(),
             registry: ArcSwap::from_pointee(Registry::default()),
             started: Instant::now(),
@@ -241,5 +244,21 @@ impl Gateway {
                 }
             }
         })
+    }
+}
+
+impl Gateway {
+    /// Fill the dashboard's per-minute charts with the last day of usage rows
+    /// (this data dir's, from before this process started).
+    pub async fn backfill_series(&self) -> Result<usize, StoreError> {
+        let since = store::now_ms() - (crate::metrics::series::MINUTES as i64) * 60_000;
+        let rows = self
+            .store
+            .read(move |c| store::usage_samples_since(c, since))
+            .await?;
+        for r in &rows {
+            self.metrics.record_series(r);
+        }
+        Ok(rows.len())
     }
 }

@@ -830,6 +830,7 @@ async fn try_target(
         remember_session(ctx, p);
         let route = route(upstream_ms);
         let mut event = usage_event(ctx.call, ctx.requested, Some(target), true, status);
+        event.route = usage::trace(&route);
         event.tier = Some(p.tier.as_str().into());
         event.combo = ctx.combo.clone();
         gw.metrics.observe_overhead(route.overhead_ms);
@@ -945,6 +946,7 @@ async fn try_target(
     event.latency_ms = ms(ctx.call.started.elapsed());
     event.tier = Some(p.tier.as_str().into());
     event.combo = ctx.combo.clone();
+    event.route = usage::trace(&route);
     gw.store.record_usage(event);
     gw.metrics.observe_overhead(route.overhead_ms);
     Tried::Done(ChatOutcome::Complete {
@@ -1085,6 +1087,7 @@ fn record_failure(gw: &Gateway, call: &ChatCall, requested: &str, stream: bool, 
     }
     .into();
     event.error = Some(e.to_string().chars().take(1000).collect());
+    event.route = usage::failure_trace(e);
     gw.store.record_usage(event);
 }
 

@@ -5,8 +5,9 @@
 use super::{records, StoreError, UsageEvent};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -25,21 +26,31 @@ enum Cmd {
 pub struct WriterHandle {
     tx: SyncSender<Cmd>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Commands sent and not yet taken by the writer (a gauge in /metrics).
+    depth: Arc<AtomicUsize>,
 }
 
 pub fn spawn(conn: Connection, path: PathBuf) -> Result<WriterHandle, StoreError> {
     let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
+    let depth = Arc::new(AtomicUsize::new(0));
+    let seen = depth.clone();
     let thread = std::thread::Builder::new()
         .name("omniroute-store-writer".into())
-        .spawn(move || writer_loop(conn, rx, path))
+        .spawn(move || writer_loop(conn, rx, path, &seen))
         .map_err(|e| StoreError::Invalid(format!("cannot start store writer: {e}")))?;
     Ok(WriterHandle {
         tx,
         thread: Mutex::new(Some(thread)),
+        depth,
     })
 }
 
 impl WriterHandle {
+    /// Commands waiting for the writer thread.
+    pub fn queue_depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
     pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -76,6 +87,7 @@ impl WriterHandle {
                 tracing::warn!(error = %e, what, "background store write failed");
             }
         });
+        self.depth.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Cmd::Run(job)) {
             Ok(()) => {}
             Err(TrySendError::Full(cmd)) => {
@@ -83,12 +95,14 @@ impl WriterHandle {
                 tokio::task::spawn_blocking(move || tx.send(cmd));
             }
             Err(TrySendError::Disconnected(_)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!(what, "store closed; write dropped")
             }
         }
     }
 
     pub fn usage(&self, event: UsageEvent) {
+        self.depth.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Cmd::Usage(Box::new(event))) {
             Ok(()) => {}
             Err(TrySendError::Full(cmd)) => {
@@ -101,6 +115,7 @@ impl WriterHandle {
                 });
             }
             Err(TrySendError::Disconnected(_)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!("usage row dropped: store closed");
             }
         }
@@ -124,9 +139,13 @@ impl WriterHandle {
     }
 
     async fn send(&self, cmd: Cmd) -> Result<(), StoreError> {
+        self.depth.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(cmd) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+            Err(TrySendError::Disconnected(_)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                Err(StoreError::Closed)
+            }
             Err(TrySendError::Full(cmd)) => {
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || tx.send(cmd).map_err(|_| StoreError::Closed))
@@ -148,9 +167,10 @@ enum Step {
     Stop,
 }
 
-fn writer_loop(mut conn: Connection, rx: Receiver<Cmd>, path: PathBuf) {
+fn writer_loop(mut conn: Connection, rx: Receiver<Cmd>, path: PathBuf, depth: &AtomicUsize) {
     let mut batch: Vec<UsageEvent> = Vec::new();
     while let Ok(first) = rx.recv() {
+        depth.fetch_sub(1, Ordering::Relaxed);
         if let Step::Stop = handle(&mut conn, &mut batch, first, &path) {
             return;
         }
@@ -159,6 +179,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Cmd>, path: PathBuf) {
             std::thread::sleep(USAGE_LINGER);
         }
         while let Ok(cmd) = rx.try_recv() {
+            depth.fetch_sub(1, Ordering::Relaxed);
             if let Step::Stop = handle(&mut conn, &mut batch, cmd, &path) {
                 return;
             }

@@ -1,7 +1,14 @@
 //! Live figures kept in memory: the gateway's own overhead per request
-//! (request time minus upstream time) as a lock-free log-bucket histogram.
+//! (request time minus upstream time) as a lock-free log-bucket histogram;
+//! Prometheus counters and histograms per provider, model and target
+//! (`prom`); and per-minute figures for the dashboard's charts (`series`).
+//! Every usage row the store records passes through `observe_request`.
+
+pub mod prom;
+pub mod series;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 const BUCKETS: usize = 96;
 /// Bucket i holds values below `BASE_US * GROWTH^i` microseconds.
@@ -59,11 +66,51 @@ impl Histogram {
 #[derive(Default)]
 pub struct Metrics {
     pub overhead: Histogram,
+    pub prom: prom::Families,
+    series: Mutex<series::Series>,
 }
 
 impl Metrics {
     pub fn observe_overhead(&self, ms: f64) {
         self.overhead.record_ms(ms);
+    }
+
+    /// One finished request, as its usage row says (called by the store tap).
+    pub fn observe_request(&self, e: &crate::store::UsageEvent) {
+        self.prom.observe(e);
+        self.record_series(e);
+    }
+
+    /// Count a finished request in the charts only (backfill from the store at start).
+    pub fn record_series(&self, e: &crate::store::UsageEvent) {
+        let sample = series::Sample {
+            ts_ms: e.ts_ms,
+            error: e.outcome != "ok",
+            cost_usd: e.cost_usd.unwrap_or(0.0),
+            latency_ms: e.latency_ms,
+            overhead_ms: e.overhead_ms,
+        };
+        if let Ok(mut s) = self.series.lock() {
+            s.record(sample);
+        }
+    }
+
+    /// A cache lookup (`cache`: "exact", "semantic"…): for the caches' authors.
+    pub fn observe_cache(&self, cache: &str, hit: bool) {
+        self.prom.observe_cache(cache, hit);
+        if hit {
+            if let Ok(mut s) = self.series.lock() {
+                s.record_cache_hit(crate::store::now_ms());
+            }
+        }
+    }
+
+    /// `points` chart intervals of `step_min` minutes up to now.
+    pub fn points(&self, now_ms: i64, points: usize, step_min: usize) -> Vec<series::Point> {
+        self.series
+            .lock()
+            .map(|s| s.points(now_ms, points, step_min))
+            .unwrap_or_default()
     }
 }
 
