@@ -55,6 +55,10 @@ pub struct ServerSection {
     /// Port to listen on (default 20128; `--port`/`PORT` win over this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Serve the dashboard, admin API and /metrics on this port instead of `port`
+    /// (split-port mode; `--dashboard-port`/`DASHBOARD_PORT` win over this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_port: Option<u16>,
     /// Address to bind (default 127.0.0.1; `--host` wins over this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,

@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Settings {
     pub host: String,
     pub port: u16,
+    /// Split-port mode: the dashboard, admin API and /metrics listen here.
+    pub dashboard_port: Option<u16>,
     pub data_dir: PathBuf,
     pub require_api_key: bool,
     pub max_body_bytes: usize,
@@ -41,6 +43,7 @@ impl Settings {
         Settings {
             host: "127.0.0.1".into(),
             port: crate::config::DEFAULT_PORT,
+            dashboard_port: None,
             data_dir,
             require_api_key: true,
             max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,

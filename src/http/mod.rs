@@ -6,6 +6,7 @@
 //! checks it itself, to answer in Anthropic's error shape). `/mcp` (MCP Streamable HTTP) has its
 //! own guard: Origin check, then the client key or the local bridge token.
 
+pub mod admin;
 mod auth;
 mod chat;
 pub mod error;
@@ -32,6 +33,8 @@ pub struct AppState {
     local_token: Arc<str>,
     /// Cancelled when the server shuts down; long-lived streams hang off it.
     shutdown: CancellationToken,
+    /// Dashboard sessions and the one-time login link.
+    pub admin: Arc<admin::auth::Sessions>,
 }
 
 struct RequestIds {
@@ -56,6 +59,7 @@ impl AppState {
             }),
             local_token: local_token.into(),
             shutdown: CancellationToken::new(),
+            admin: Arc::new(admin::auth::Sessions::default()),
         }
     }
 
@@ -79,7 +83,35 @@ impl AppState {
     }
 }
 
+/// What one listening port serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// The API and the dashboard (one port, the default).
+    Both,
+    /// The API only (split-port mode's API port).
+    Api,
+    /// The dashboard, the admin API, `/metrics` and `/health` (`DASHBOARD_PORT`).
+    Dashboard,
+}
+
+/// The API and the dashboard on one port.
 pub fn router(state: AppState) -> Router {
+    router_for(state, Serves::Both)
+}
+
+pub fn router_for(state: AppState, serves: Serves) -> Router {
+    let root_handler = match serves {
+        Serves::Both => get(root_or_dashboard).head(root),
+        Serves::Api => get(root).head(root),
+        Serves::Dashboard => get(dashboard_page).head(root),
+    };
+    if serves == Serves::Dashboard {
+        let app = Router::new()
+            .route("/", root_handler)
+            .route("/health", get(health))
+            .merge(admin::router(&state));
+        return layered(app, state);
+    }
     let agent = crate::a2a::Agent::new(state.gw.clone());
     let protected = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -105,16 +137,26 @@ pub fn router(state: AppState) -> Router {
         .route("/v1beta/models", get(models::list_gemini))
         .route("/v1beta/models/{*target}", post(translated::gemini))
         .route("/v1/models/{*target}", post(translated::gemini));
-    Router::new()
-        .route("/", get(root).head(root))
+    let app = Router::new()
+        .route("/", root_handler)
         // Claude Code probes these before it starts.
         .route("/api/hello", get(root).head(root))
         .route("/health", get(health))
         .merge(translated)
         .merge(crate::a2a::card_routes(agent))
         .merge(protected)
-        .merge(mcp::routes(&state))
-        .fallback(not_found)
+        .merge(mcp::routes(&state));
+    let app = if serves == Serves::Both {
+        app.merge(admin::router(&state))
+    } else {
+        app
+    };
+    layered(app, state)
+}
+
+/// The layers every port has, outermost last: tracing span, panic → 500 JSON.
+fn layered(app: Router<AppState>, state: AppState) -> Router {
+    app.fallback(not_found)
         .with_state(state)
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -126,6 +168,18 @@ pub fn router(state: AppState) -> Router {
 
 async fn event_sink() -> impl IntoResponse {
     axum::Json(serde_json::json!({}))
+}
+
+async fn root_or_dashboard(headers: axum::http::HeaderMap) -> Response {
+    if admin::wants_html(&headers) {
+        admin::dashboard_index(&headers)
+    } else {
+        root().await.into_response()
+    }
+}
+
+async fn dashboard_page(headers: axum::http::HeaderMap) -> Response {
+    admin::dashboard_index(&headers)
 }
 
 async fn root() -> impl IntoResponse {

@@ -120,20 +120,26 @@ pub struct Point {
 }
 
 impl Series {
-    fn slot(&mut self, minute: i64) -> &mut Minute {
+    /// The slot for `minute`; None when it holds a newer minute (the sample is over a day old).
+    fn slot(&mut self, minute: i64) -> Option<&mut Minute> {
         let i = minute.rem_euclid(MINUTES as i64) as usize;
         let slot = self.slots[i].get_or_insert_with(Box::default);
+        if slot.minute > minute {
+            return None;
+        }
         if slot.minute != minute {
             **slot = Minute {
                 minute,
                 ..Minute::default()
             };
         }
-        slot
+        Some(slot)
     }
 
     pub fn record(&mut self, s: Sample) {
-        let m = self.slot(s.ts_ms.div_euclid(60_000));
+        let Some(m) = self.slot(s.ts_ms.div_euclid(60_000)) else {
+            return;
+        };
         m.requests = m.requests.saturating_add(1);
         if s.error {
             m.errors = m.errors.saturating_add(1);
@@ -146,7 +152,9 @@ impl Series {
     }
 
     pub fn record_cache_hit(&mut self, ts_ms: i64) {
-        let m = self.slot(ts_ms.div_euclid(60_000));
+        let Some(m) = self.slot(ts_ms.div_euclid(60_000)) else {
+            return;
+        };
         m.cache_hits = m.cache_hits.saturating_add(1);
     }
 

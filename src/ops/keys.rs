@@ -7,6 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 const BOOTSTRAP_FLAG: &str = "bootstrap_key_created";
+/// The label of the key created at first start (the admin key until key scopes land).
+pub const BOOTSTRAP_LABEL: &str = "first-start";
 
 /// A newly created key: the only time its value is shown.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -57,8 +59,17 @@ pub async fn create_key(
     input: CreateKeyInput,
     actor: Actor,
 ) -> Result<CreatedKey, OpsError> {
+    let label = input
+        .label
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "default".into());
+    if label == BOOTSTRAP_LABEL {
+        return Err(OpsError::InvalidInput(format!(
+            "the label {BOOTSTRAP_LABEL:?} is reserved for the key made at first start"
+        )));
+    }
     let key = generate()?;
-    let label = input.label.unwrap_or_else(|| "default".into());
     let row = row_for(&key, &label, "generated")?;
     let id = row.id.clone();
     let actor_s = actor.as_str();
@@ -91,7 +102,7 @@ pub async fn ensure_bootstrap_key(gw: &Gateway) -> Result<Option<CreatedKey>, Op
         return Ok(None);
     }
     let key = generate()?;
-    let row = row_for(&key, "first-start", "generated")?;
+    let row = row_for(&key, BOOTSTRAP_LABEL, "generated")?;
     let id = row.id.clone();
     let created = gw
         .store
@@ -121,7 +132,7 @@ pub async fn ensure_bootstrap_key(gw: &Gateway) -> Result<Option<CreatedKey>, Op
     Ok(Some(CreatedKey {
         id,
         key,
-        label: "first-start".into(),
+        label: BOOTSTRAP_LABEL.into(),
     }))
 }
 
