@@ -4,8 +4,10 @@
 import { build } from "esbuild";
 import { copyFileSync, mkdirSync } from "node:fs";
 
-mkdirSync("dist", { recursive: true });
+// OUT=dir builds elsewhere (the test command compares that build with dist/).
+const out = process.env.OUT ?? "dist";
+mkdirSync(out, { recursive: true });
 const common = { bundle: true, minify: true, legalComments: "eof", logLevel: "warning" };
-await build({ ...common, entryPoints: ["src/main.ts"], outfile: "dist/app.js", format: "iife", target: "es2020" });
-await build({ ...common, entryPoints: ["src/style.css"], outfile: "dist/app.css" });
-copyFileSync("src/index.html", "dist/index.html");
+await build({ ...common, entryPoints: ["src/main.ts"], outfile: `${out}/app.js`, format: "iife", target: "es2020" });
+await build({ ...common, entryPoints: ["src/style.css"], outfile: `${out}/app.css` });
+copyFileSync("src/index.html", `${out}/index.html`);

@@ -62,7 +62,10 @@ async fn dashboard_in_a_real_browser() {
         let root = root.to_path_buf();
         let admin = one.first_key.clone().unwrap();
         let (base, split_api) = (one.base.clone(), split.base.clone());
-        let split_dash = split.printed("Dashboard:").trim_end_matches('/').to_string();
+        let split_dash = split
+            .printed("Dashboard:")
+            .trim_end_matches('/')
+            .to_string();
         let split_link = split.printed("Login link (works once, for 15 minutes):");
         move || {
             Command::new("node")
@@ -99,7 +102,8 @@ async fn dashboard_in_a_real_browser() {
         "split-port-overview",
     ] {
         assert!(
-            root.join(format!("test-artifacts/dashboard/{page}.png")).exists(),
+            root.join(format!("test-artifacts/dashboard/{page}.png"))
+                .exists(),
             "no screenshot of {page}"
         );
     }

@@ -225,7 +225,9 @@ mod tests {
         assert!(text.contains(
             r#"omniroute_request_errors_total{model="gpt",provider="mock",status="502",target="mock/acc1/gpt"} 1"#
         ), "{text}");
-        assert!(text.contains(r#"omniroute_overhead_duration_seconds_count{model="gpt",provider="mock"} 2"#));
+        assert!(text.contains(
+            r#"omniroute_overhead_duration_seconds_count{model="gpt",provider="mock"} 2"#
+        ));
         assert!(text.contains("omniroute_cache_hits_total 0"), "{text}");
     }
 }

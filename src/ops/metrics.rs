@@ -89,7 +89,10 @@ impl Scrape {
                 "omniroute_store_writer_queue_depth",
                 "Writes (usage rows, config changes) waiting for the store writer thread.",
             )?,
-            uptime: one("omniroute_uptime_seconds", "Seconds since this process started.")?,
+            uptime: one(
+                "omniroute_uptime_seconds",
+                "Seconds since this process started.",
+            )?,
             build: vec(
                 "omniroute_build_info",
                 "Always 1; the version is a label.",
@@ -102,7 +105,11 @@ impl Scrape {
         use crate::routing::breaker::BreakerState;
         for t in gw.routing.health.target_reports() {
             let provider = t.target.split('/').next().unwrap_or_default();
-            for s in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+            for s in [
+                BreakerState::Closed,
+                BreakerState::Open,
+                BreakerState::HalfOpen,
+            ] {
                 self.breaker
                     .with_label_values(&[t.target.as_str(), provider, s.as_str()])
                     .set(f64::from(u8::from(t.breaker == s)));
@@ -116,7 +123,12 @@ impl Scrape {
             registry
                 .providers()
                 .iter()
-                .find(|p| registry.accounts(&p.spec.id).iter().any(|a| a.id == account))
+                .find(|p| {
+                    registry
+                        .accounts(&p.spec.id)
+                        .iter()
+                        .any(|a| a.id == account)
+                })
                 .map(|p| p.spec.id.clone())
                 .unwrap_or_default()
         };
@@ -134,7 +146,11 @@ impl Scrape {
             }
         }
         for (rule, spend) in gw.routing.budgets.rules() {
-            let labels = [rule.scope.as_str(), rule.scope_id.as_str(), rule.period.as_str()];
+            let labels = [
+                rule.scope.as_str(),
+                rule.scope_id.as_str(),
+                rule.period.as_str(),
+            ];
             self.budget_spend.with_label_values(&labels).set(spend.usd);
             self.budget_tokens
                 .with_label_values(&labels)

@@ -66,7 +66,10 @@ pub struct RequestsPage {
     pub next_before: Option<i64>,
 }
 
-fn status_filter(s: &str) -> Result<(Option<(u16, u16)>, Option<bool>), OpsError> {
+/// A status range and/or an ok flag, as `UsageFilter` takes them.
+type StatusFilter = (Option<(u16, u16)>, Option<bool>);
+
+fn status_filter(s: &str) -> Result<StatusFilter, OpsError> {
     let s = s.trim().to_ascii_lowercase();
     match s.as_str() {
         "" | "any" => Ok((None, None)),

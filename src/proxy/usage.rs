@@ -120,7 +120,9 @@ fn memchr_usage(data: &[u8]) -> bool {
 
 /// How one request was routed, kept with its usage row for the dashboard's
 /// Requests page: the same facts as the `x-omniroute-*` route headers.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct RouteTrace {
     pub combo: Option<String>,
     pub strategy: Option<String>,

@@ -116,7 +116,10 @@ pub fn recent_usage(
     f: &UsageFilter,
 ) -> Result<Vec<(i64, super::UsageEvent)>, StoreError> {
     let like = f.model.as_ref().map(|m| {
-        let escaped = m.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = m
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         format!("%{escaped}%")
     });
     let (lo, hi) = f.status.map_or((None, None), |(a, b)| (Some(a), Some(b)));

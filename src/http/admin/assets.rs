@@ -46,7 +46,12 @@ fn etags() -> &'static Vec<String> {
     })
 }
 
-fn serve(headers: &HeaderMap, bytes: &'static [u8], content_type: &'static str, tag: &str) -> Response {
+fn serve(
+    headers: &HeaderMap,
+    bytes: &'static [u8],
+    content_type: &'static str,
+    tag: &str,
+) -> Response {
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -79,7 +84,10 @@ pub fn index(headers: &HeaderMap) -> Response {
         HeaderValue::from_static(CSP),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     resp
 }
 

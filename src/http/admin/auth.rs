@@ -213,7 +213,11 @@ fn changes_state(m: &Method) -> bool {
 
 /// Who is calling, if an admin: by bearer admin key, or by session (then
 /// the CSRF token and origin are checked for changes).
-pub fn authorize(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Admin, ApiError> {
+pub fn authorize(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Admin, ApiError> {
     let registry = state.gw.registry();
     if let Some(raw) = presented_key(headers).filter(|k| !k.is_empty()) {
         return match registry.authenticate(raw) {
@@ -261,7 +265,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The layer in front of every admin route.
-pub async fn require_admin(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     match authorize(&state, req.method(), req.headers()) {
         Ok(admin) => {
             req.extensions_mut().insert(admin);

@@ -96,9 +96,7 @@ pub fn document() -> Value {
     let mut paths = Map::new();
     for r in routes() {
         let op = operation(&r, &mut g, &mut defs);
-        let entry = paths
-            .entry(r.path.to_string())
-            .or_insert_with(|| json!({}));
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_ascii_lowercase()] = op;
     }
     let login_body = g.subschema_for::<auth::LoginInput>().to_value();
