@@ -108,3 +108,58 @@ async fn dashboard_in_a_real_browser() {
         );
     }
 }
+
+/// `--open` hands the one-time login link to the desktop's opener
+/// (`xdg-open` on Linux, replaced here by a script that writes down its
+/// argument), and that link logs a browser in once.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn open_flag_opens_the_login_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let seen = dir.path().join("opened.txt");
+    let script = bin.join("xdg-open");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let gw = Binary::start_env(&dir.path().join("data"), &["--open"], &[("PATH", &path)]);
+    let link = gw.printed("Login link (works once, for 15 minutes):");
+    let start = std::time::Instant::now();
+    while !seen.exists() && start.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), link);
+    assert!(link.starts_with(&format!("{}/api/login/link?token=omr-login-", gw.base)));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http.get(&link).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let session = cookie.split(';').next().unwrap().to_string();
+    let me = http
+        .get(gw.url("/api/session"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(
+        http.get(&link).send().await.unwrap().status(),
+        401,
+        "used once"
+    );
+}

@@ -1,4 +1,7 @@
-//! The HTTP surface (axum): the OpenAI-compatible `/v1` routes and health.
+//! The HTTP surface (axum): the OpenAI-compatible `/v1` routes, health, and
+//! (on the same port, or on `DASHBOARD_PORT` in split-port mode) the
+//! dashboard, the admin API and `/metrics` (`admin`, behind its own
+//! admin-session-or-key layer).
 //!
 //! Layers, outermost first: panic → 500 JSON; tracing span per request with
 //! its id; then, on every route but the open ones (`/`, `/api/hello`,

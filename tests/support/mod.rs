@@ -120,6 +120,11 @@ pub fn run_binary(data_dir: &Path, args: &[&str]) -> std::process::Output {
 impl Binary {
     /// Start `omniroute --data-dir DIR --port 0 ARGS` and wait for its URL.
     pub fn start(data_dir: &Path, args: &[&str]) -> Binary {
+        Self::start_env(data_dir, args, &[])
+    }
+
+    /// Same as `start`, with extra environment variables.
+    pub fn start_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Binary {
         let stderr_path = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(binary_path())
@@ -127,6 +132,7 @@ impl Binary {
             .arg(data_dir)
             .args(["--port", "0", "--log-level", "info"])
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("PORT")
             .stdout(Stdio::piped())
             .stderr(stderr)
