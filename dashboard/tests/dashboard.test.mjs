@@ -121,6 +121,7 @@ test("create a combo, reorder it by drag, and see /v1/models list it", async () 
   await page.locator("#combo-result .diff").getByText(/^models: /).waitFor();
   await page.getByRole("button", { name: "Save" }).click();
   await page.locator("#combo-result").getByText(/Saved dash-combo \(version 2\)/).waitFor();
+  await page.locator("#combo-title").getByText("dash-combo · version 2").waitFor();
   const stored = await (await admin("/api/combos/dash-combo")).json();
   assert.deepEqual(stored.targets, ["fake/gpt-4o-mini", "fake/fail-500"]);
   await page.locator("#combo-history").getByText("upsert").first().waitFor();
@@ -129,6 +130,13 @@ test("create a combo, reorder it by drag, and see /v1/models list it", async () 
   models = await (await asClient(clientKey, "/v1/models")).json();
   assert.ok(models.data.some((m) => m.id === "dash-combo"));
   await shot("combos");
+  // roll the reorder back
+  await page.getByRole("button", { name: "Roll back" }).click();
+  await page.locator("#combo-title").getByText("dash-combo · version 3").waitFor();
+  assert.deepEqual(await page.locator("#combo-targets li").evaluateAll((els) => els.map((e) => e.dataset.target)),
+    ["fake/fail-500", "fake/gpt-4o-mini"]);
+  assert.deepEqual((await (await admin("/api/combos/dash-combo")).json()).targets, ["fake/fail-500", "fake/gpt-4o-mini"]);
+  await page.locator("#combo-history").getByText("rollback").first().waitFor();
 });
 
 test("traffic shows up on the overview chart and the requests page", async () => {

@@ -72,7 +72,12 @@ export async function combos(root: HTMLElement, selected: string) {
           r.warnings.map((w) => h("div", { class: "warn" }, `warning: ${w}`))));
       if (r.saved) {
         if (!current) location.hash = `#/combos/${encodeURIComponent(r.name)}`;
-        else await loadHistory();
+        else {
+          const now = await get<ComboView>(`/api/combos/${encodeURIComponent(r.name)}`);
+          title.textContent = `${now.combo.name} · version ${now.version}`;
+          flat.textContent = `Flattened: ${now.targets.join(" → ") || "(none)"}`;
+          await loadHistory();
+        }
       }
     } catch (e) {
       clear(out, errorBox(e));
@@ -116,8 +121,10 @@ export async function combos(root: HTMLElement, selected: string) {
     }
   }
 
+  const title = h("h2", { id: "combo-title" }, current ? `${combo.name}${builtin ? " (built-in, read only)" : ` · version ${current.version}`}` : "New combo");
+  const flat = h("p", { class: "muted" }, current ? `Flattened: ${current.targets.join(" → ") || "(none)"}` : "");
   clear(editor,
-    h("h2", {}, current ? `${combo.name}${builtin ? " (built-in, read only)" : ` · version ${current.version}`}` : "New combo"),
+    title,
     h("div", { class: "row" }, name, strategy, h("label", {}, sticky, " sticky sessions")),
     h("h2", {}, "Targets (drag to reorder; first is tried first within a tier)"),
     targets,
@@ -125,7 +132,7 @@ export async function combos(root: HTMLElement, selected: string) {
       class: "inline",
       onsubmit: (e: Event) => { e.preventDefault(); const v = addInput.value.trim(); if (v) { combo.models.push(v); addInput.value = ""; renderTargets(); } },
     }, addInput, h("button", { type: "submit" }, "Add target"), datalist),
-    current ? h("p", { class: "muted" }, `Flattened: ${current.targets.join(" → ") || "(none)"}`) : null,
+    flat,
     builtin ? null : h("div", { class: "row", style: "margin-top:10px" },
       h("button", { type: "button", onclick: () => save(true) }, "Dry run"),
       h("button", { type: "button", class: "primary", onclick: () => save(false) }, "Save"),
