@@ -252,12 +252,12 @@ impl Gateway {
 
 impl Gateway {
     /// Fill the dashboard's per-minute charts with the last day of usage rows
-    /// (this data dir's, from before this process started).
-    pub async fn backfill_series(&self) -> Result<usize, StoreError> {
-        let since = store::now_ms() - (crate::metrics::series::MINUTES as i64) * 60_000;
+    /// older than `until_ms` (when serving started: later ones came through the tap).
+    pub async fn backfill_series(&self, until_ms: i64) -> Result<usize, StoreError> {
+        let since = until_ms - (crate::metrics::series::MINUTES as i64) * 60_000;
         let rows = self
             .store
-            .read(move |c| store::usage_samples_since(c, since))
+            .read(move |c| store::usage_samples_between(c, since, until_ms))
             .await?;
         for r in &rows {
             self.metrics.record_series(r);

@@ -76,8 +76,9 @@ pub async fn run_with(
     let watcher = gw.spawn_watcher(shutdown.child_token());
     let backfill = {
         let gw = gw.clone();
+        let serving_since = crate::store::now_ms();
         tokio::spawn(async move {
-            match gw.backfill_series().await {
+            match gw.backfill_series(serving_since).await {
                 Ok(n) => tracing::debug!(rows = n, "dashboard charts filled from the store"),
                 Err(e) => tracing::warn!(error = %e, "dashboard charts not filled from the store"),
             }

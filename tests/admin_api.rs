@@ -602,3 +602,47 @@ fn the_dashboard_knows_every_strategy() {
         );
     }
 }
+
+/// A restarted gateway's charts start with the last day's traffic from the store.
+#[tokio::test]
+async fn charts_are_refilled_from_the_store_at_start() {
+    use omniroute::gateway::{Gateway, Settings};
+    let dir = tempfile::tempdir().unwrap();
+    let now = omniroute::store::now_ms();
+    let first = Gateway::open(Settings::with_data_dir(dir.path().to_path_buf()))
+        .await
+        .unwrap();
+    for (i, outcome) in ["ok", "ok", "upstream_error"].iter().enumerate() {
+        first.store.record_usage(omniroute::store::UsageEvent {
+            ts_ms: now - 3 * 60_000 + i as i64,
+            request_id: format!("r{i}"),
+            endpoint: "chat.completions".into(),
+            requested_model: "m".into(),
+            status: 200,
+            outcome: outcome.to_string(),
+            latency_ms: 20.0,
+            overhead_ms: Some(0.5),
+            cost_usd: Some(0.25),
+            ..Default::default()
+        });
+    }
+    first.store.close().await.unwrap();
+    let second = Gateway::open(Settings::with_data_dir(dir.path().to_path_buf()))
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .metrics
+            .points(now, 60, 1)
+            .iter()
+            .map(|p| p.requests)
+            .sum::<u64>(),
+        0
+    );
+    assert_eq!(second.backfill_series(now).await.unwrap(), 3);
+    let total = second.metrics.points(now, 1, 60).pop().unwrap();
+    assert_eq!((total.requests, total.errors), (3, 1));
+    assert!((total.cost_usd - 0.75).abs() < 1e-9);
+    assert!(total.overhead_p50_ms.unwrap() >= 0.5);
+    second.store.close().await.unwrap();
+}

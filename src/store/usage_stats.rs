@@ -74,15 +74,17 @@ pub fn provider_traffic(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The fields the dashboard's charts need, for rows since `since_ms`.
-pub fn usage_samples_since(
+/// The fields the dashboard's charts need, for rows with `since_ms <= ts_ms < until_ms`.
+pub fn usage_samples_between(
     conn: &Connection,
     since_ms: i64,
+    until_ms: i64,
 ) -> Result<Vec<super::UsageEvent>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT ts_ms, outcome, cost_usd, latency_ms, overhead_ms FROM usage_events WHERE ts_ms >= ?1",
+        "SELECT ts_ms, outcome, cost_usd, latency_ms, overhead_ms FROM usage_events
+         WHERE ts_ms >= ?1 AND ts_ms < ?2",
     )?;
-    let rows = stmt.query_map([since_ms], |r| {
+    let rows = stmt.query_map(params![since_ms, until_ms], |r| {
         Ok(super::UsageEvent {
             ts_ms: r.get(0)?,
             outcome: r.get(1)?,

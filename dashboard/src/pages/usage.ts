@@ -21,7 +21,13 @@ export async function usage(root: HTMLElement) {
   async function load() {
     try {
       const r = await get<CostReport>(`/api/usage${qs({ since: since.value })}`);
-      chart.set(r.by_day.map((d) => Date.parse(`${d.group}T00:00:00Z`)), [r.by_day.map((d) => d.cost_usd)]);
+      // every day of the period, idle ones as 0, so one busy day is not a lone bar
+      const day = 86_400_000;
+      const days = { "24h": 2, "7d": 7, "30d": 30 }[since.value] ?? 7;
+      const today = Math.floor(Date.now() / day) * day;
+      const xs = Array.from({ length: days }, (_, i) => today - (days - 1 - i) * day);
+      const cost = new Map(r.by_day.map((d) => [Date.parse(`${d.group}T00:00:00Z`), d.cost_usd]));
+      chart.set(xs, [xs.map((x) => cost.get(x) ?? 0)]);
       clear(out,
         h("div", { class: "tiles" },
           h("div", { class: "tile" }, h("div", { class: "label" }, "Requests"), h("div", { class: "value" }, num(r.total_requests))),

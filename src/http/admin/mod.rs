@@ -137,14 +137,6 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Routes open to anyone: logging in.
-pub fn open_routes() -> Vec<(Method, &'static str)> {
-    vec![
-        (Method::POST, "/api/login"),
-        (Method::GET, "/api/login/link"),
-    ]
-}
-
 /// The dashboard, its API and `/metrics`, for the port that serves them.
 pub fn router(state: &AppState) -> Router<AppState> {
     let mut protected = Router::new();
