@@ -144,12 +144,14 @@ test("traffic shows up on the overview chart and the requests page", async () =>
   const tiles = page.locator("#overview-tiles");
   await tiles.locator(".tile").first().waitFor();
   const before = Number(await tiles.getAttribute("data-total-requests"));
+  const plottedBefore = Number(await page.locator("#chart-requests").getAttribute("data-plotted"));
   for (let i = 0; i < 4; i++) assert.equal((await chat(clientKey, "dash-combo")).status, 200);
   // 502 when its attempt fails, 503 while the combo test's failure keeps it cooling
   assert.ok([502, 503].includes((await chat(clientKey, "fake/fail-500")).status));
   const t0 = Date.now();
   await page.waitForFunction((n) => Number(document.querySelector("#overview-tiles")?.dataset.totalRequests) >= n, before + 5, { timeout: 15000 });
   timings.overview_update_ms = Date.now() - t0;
+  assert.ok(Number(await page.locator("#chart-requests").getAttribute("data-plotted")) >= plottedBefore + 5, "the chart plots the new requests");
   assert.equal(await page.locator("#chart-requests canvas").count(), 1);
   await shot("overview");
 

@@ -68,6 +68,16 @@ pub struct Metrics {
     pub overhead: Histogram,
     pub prom: prom::Families,
     series: Mutex<series::Series>,
+    spend: Mutex<Option<SpendTotals>>,
+}
+
+/// Spend totals read from the store, kept for a short while.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpendTotals {
+    pub at_ms: i64,
+    pub today_usd: f64,
+    pub today_requests: u64,
+    pub month_usd: f64,
 }
 
 impl Metrics {
@@ -102,6 +112,19 @@ impl Metrics {
             if let Ok(mut s) = self.series.lock() {
                 s.record_cache_hit(crate::store::now_ms());
             }
+        }
+    }
+
+    /// The last spend totals, if read within `ttl_ms` of `now_ms` (and the same UTC day).
+    pub fn spend_totals(&self, now_ms: i64, ttl_ms: i64) -> Option<SpendTotals> {
+        let s = (*self.spend.lock().ok()?)?;
+        let same_day = s.at_ms.div_euclid(86_400_000) == now_ms.div_euclid(86_400_000);
+        (now_ms - s.at_ms < ttl_ms && now_ms >= s.at_ms && same_day).then_some(s)
+    }
+
+    pub fn remember_spend(&self, s: SpendTotals) {
+        if let Ok(mut g) = self.spend.lock() {
+            *g = Some(s);
         }
     }
 

@@ -10,6 +10,38 @@ use crate::store::{self, now_ms};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// How long the store's spend totals are reused: each is a scan of the
+/// period's usage rows, and every open dashboard asks every 5 s.
+const SPEND_TTL_MS: i64 = 10_000;
+
+/// Spend since UTC midnight and the first of the month, from the store (every
+/// process on this data dir), at most `SPEND_TTL_MS` old.
+async fn spend(gw: &Gateway, now: i64) -> Result<crate::metrics::SpendTotals, OpsError> {
+    if let Some(s) = gw.metrics.spend_totals(now, SPEND_TTL_MS) {
+        return Ok(s);
+    }
+    let (day, month) = (Period::Day.bounds(now).0, Period::Month.bounds(now).0);
+    let totals = gw
+        .store
+        .read(move |c| {
+            let (today_usd, today_requests) = c.query_row(
+                "SELECT COALESCE(SUM(cost_usd), 0), COUNT(*) FROM usage_events WHERE ts_ms >= ?1",
+                [day],
+                |r| Ok((r.get::<_, f64>(0)?, r.get::<_, i64>(1)? as u64)),
+            )?;
+            let (month_usd, _) = store::spend_since(c, "global", "*", month)?;
+            Ok(crate::metrics::SpendTotals {
+                at_ms: now,
+                today_usd,
+                today_requests,
+                month_usd,
+            })
+        })
+        .await?;
+    gw.metrics.remember_spend(totals);
+    Ok(totals)
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverviewQuery {
@@ -48,19 +80,7 @@ pub async fn overview(gw: &Gateway, q: OverviewQuery) -> Result<Overview, OpsErr
         }
     };
     let now = now_ms();
-    let (day, month) = (Period::Day.bounds(now).0, Period::Month.bounds(now).0);
-    let (today, month_usd) = gw
-        .store
-        .read(move |c| {
-            let today = c.query_row(
-                "SELECT COALESCE(SUM(cost_usd), 0), COUNT(*) FROM usage_events WHERE ts_ms >= ?1",
-                [day],
-                |r| Ok((r.get::<_, f64>(0)?, r.get::<_, i64>(1)? as u64)),
-            )?;
-            let (month_usd, _) = store::spend_since(c, "global", "*", month)?;
-            Ok((today, month_usd))
-        })
-        .await?;
+    let spend = spend(gw, now).await?;
     let series = gw.metrics.points(now, points, step_min);
     let totals = gw
         .metrics
@@ -73,9 +93,9 @@ pub async fn overview(gw: &Gateway, q: OverviewQuery) -> Result<Overview, OpsErr
         step_s: step_min as u64 * 60,
         points: series,
         totals,
-        spend_today_usd: today.0,
-        spend_month_usd: month_usd,
-        requests_today: today.1,
+        spend_today_usd: spend.today_usd,
+        spend_month_usd: spend.month_usd,
+        requests_today: spend.today_requests,
         usable_providers: registry
             .providers()
             .iter()

@@ -26,6 +26,9 @@ pub struct RequestsQuery {
     /// Only requests older than this record id (the next page).
     #[serde(default)]
     pub before: Option<i64>,
+    /// How far back to look, e.g. "24h"; default "7d".
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 /// One finished request.
@@ -97,6 +100,8 @@ pub async fn recent_requests(gw: &Gateway, q: RequestsQuery) -> Result<RequestsP
         Some(s) => status_filter(s)?,
         None => (None, None),
     };
+    let since = q.since.as_deref().unwrap_or("7d");
+    let since_ms = super::cost::parse_instant("since", since, crate::store::now_ms())?;
     let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let filter = UsageFilter {
         key_id: nonempty(q.key),
@@ -104,6 +109,7 @@ pub async fn recent_requests(gw: &Gateway, q: RequestsQuery) -> Result<RequestsP
         status,
         ok,
         before_id: q.before,
+        since_ms,
         limit,
     };
     let rows = gw

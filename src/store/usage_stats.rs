@@ -109,6 +109,8 @@ pub struct UsageFilter {
     pub ok: Option<bool>,
     /// Only rows older than this row id (paging).
     pub before_id: Option<i64>,
+    /// Only rows at or after this time; bounds the scan when filters match little.
+    pub since_ms: i64,
     pub limit: u32,
 }
 
@@ -137,10 +139,20 @@ pub fn recent_usage(
            AND (?3 IS NULL OR status >= ?3) AND (?4 IS NULL OR status <= ?4)
            AND (?5 IS NULL OR (outcome = 'ok') = ?5)
            AND (?6 IS NULL OR id < ?6)
+           AND id >= COALESCE((SELECT MIN(id) FROM usage_events WHERE ts_ms >= ?8), 0)
          ORDER BY id DESC LIMIT ?7",
     )?;
     let rows = stmt.query_map(
-        params![f.key_id, like, lo, hi, f.ok, f.before_id, f.limit],
+        params![
+            f.key_id,
+            like,
+            lo,
+            hi,
+            f.ok,
+            f.before_id,
+            f.limit,
+            f.since_ms
+        ],
         |r| {
             Ok((
                 r.get::<_, i64>(0)?,

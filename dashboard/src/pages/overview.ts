@@ -56,6 +56,8 @@ export async function overview(root: HTMLElement) {
       tiles.dataset.totalRequests = String(t.requests);
       const xs = o.points.map((p) => p.ts_ms);
       charts.req.set(xs, [o.points.map((p) => p.requests_per_min)]);
+      // what the requests chart now plots, for tests and the curious
+      reqBox.dataset.plotted = String(o.points.reduce((n, p) => n + p.requests, 0));
       charts.lat.set(xs, [
         o.points.map((p) => p.latency_p50_ms), o.points.map((p) => p.latency_p95_ms), o.points.map((p) => p.latency_p99_ms),
         o.points.map((p) => p.overhead_p50_ms), o.points.map((p) => p.overhead_p99_ms),

@@ -197,6 +197,9 @@ mod tests {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["key", "model", "status", "limit", "before"]);
+        assert_eq!(
+            names,
+            ["key", "model", "status", "limit", "before", "since"]
+        );
     }
 }
