@@ -240,9 +240,10 @@ pub async fn openapi() -> Response {
 }
 
 pub async fn metrics(State(s): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, ops::metrics::CONTENT_TYPE)],
-        ops::metrics::prometheus_text(&s.gw),
-    )
-        .into_response()
+    // Milliseconds of CPU with many label sets: keep it off the async workers.
+    let gw = s.gw.clone();
+    match tokio::task::spawn_blocking(move || ops::metrics::prometheus_text(&gw)).await {
+        Ok(text) => ([(header::CONTENT_TYPE, ops::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => ApiError::internal(format!("metrics failed: {e}")).into_response(),
+    }
 }
