@@ -36,6 +36,8 @@ pub struct Settings {
     pub routing_seed: Option<u64>,
     /// Client model names mapped to a model or combo (`[model_map]`).
     pub model_map: std::collections::BTreeMap<String, String>,
+    /// `[telemetry]`: OTLP trace export, off unless it names an endpoint.
+    pub telemetry: Option<crate::config::TelemetrySection>,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             reload_interval: Duration::from_millis(250),
             routing_seed: None,
             model_map: Default::default(),
+            telemetry: None,
         }
     }
 }
@@ -64,6 +67,8 @@ pub enum GatewayError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 pub struct Gateway {
@@ -72,6 +77,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     pub metrics: Arc<Metrics>,
     pub routing: Arc<Routing>,
+    /// OTLP trace export, when configured.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     catalog: Vec<ProviderSpec>,
     registry: ArcSwap<Registry>,
     started: Instant,
@@ -88,14 +95,30 @@ impl Gateway {
         let routing = Arc::new(Routing::new(settings.routing_seed));
         routing.health.restore(&health_rows, store::now_ms());
         let metrics = Arc::new(Metrics::default());
-        let seen = metrics.clone();
-        store.tap_usage(Arc::new(move |e| seen.observe_request(e)));
+        // The exporter's HTTP client must be built off the async threads.
+        let telemetry = match settings.telemetry.clone() {
+            Some(cfg) => {
+                tokio::task::spawn_blocking(move || crate::telemetry::Telemetry::start(&cfg))
+                    .await
+                    .map_err(|e| StoreError::Join(e.to_string()))??
+                    .map(Arc::new)
+            }
+            None => None,
+        };
+        let (seen, traced) = (metrics.clone(), telemetry.clone());
+        store.tap_usage(Arc::new(move |e| {
+            seen.observe_request(e);
+            if let Some(t) = &traced {
+                t.export(e);
+            }
+        }));
         let gw = Arc::new(Gateway {
             routing,
             upstream: Upstream::new(settings.connect_timeout)?,
             settings,
             store,
             metrics,
+            telemetry,
             catalog: catalog::embedded(),
             registry: ArcSwap::from_pointee(Registry::default()),
             started: Instant::now(),

@@ -24,4 +24,5 @@ pub mod schema;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;

@@ -466,6 +466,7 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     s.host = cli.host.clone().or(server.host).unwrap_or(s.host);
     s.port = cli.port.or(server.port).unwrap_or(s.port);
     s.dashboard_port = cli.dashboard_port.or(server.dashboard_port);
+    s.telemetry = file.and_then(|f| f.telemetry.clone());
     s.require_api_key = !cli.no_auth && server.require_api_key.unwrap_or(true);
     if let Some(n) = server.max_body_bytes {
         s.max_body_bytes = n;

@@ -116,6 +116,10 @@ pub async fn run_with(
     );
     let _ = tokio::fs::remove_file(gw.settings.data_dir.join(RUNTIME_FILE)).await;
     gw.store.close().await?;
+    if let Some(t) = gw.telemetry.clone() {
+        // Sends the last batch over a blocking client: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
     Ok(())
 }
 

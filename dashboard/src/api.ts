@@ -109,6 +109,7 @@ export interface CreatedKey { id: string; key: string; label: string }
 export interface RouteTrace {
   combo: string | null; strategy: string | null; tier: string | null; attempts: number;
   failed: string[]; skipped: string[]; translation: string | null; translation_notes: string[]; context_relay: string | null;
+  spans: { target: string; start_ms: number; duration_ms: number; status: number | null; error: string | null }[];
 }
 export interface RequestRecord {
   id: number; ts_ms: number; request_id: string; key_id: string | null; endpoint: string;

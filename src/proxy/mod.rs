@@ -89,6 +89,10 @@ pub struct RouteInfo {
     /// What the translation could not carry over (thinking dropped…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub translation_notes: Vec<String>,
+    /// Every attempt with its timing, for the request's trace.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub spans: Vec<usage::AttemptSpan>,
 }
 
 pub enum ChatOutcome {
@@ -116,6 +120,10 @@ pub struct AttemptError {
     #[serde(skip)]
     #[schemars(skip)]
     pub retry_after: Option<String>,
+    /// When it was sent (ms after the request arrived) and how long it took.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub timing: Option<(f64, f64)>,
 }
 
 impl std::fmt::Display for AttemptError {
@@ -714,11 +722,12 @@ async fn try_target(
         persist_health(gw, rows);
         guard.settle(0.0, 0);
         tracing::warn!(target = %p.key, ?status, class = class.as_str(), "upstream attempt failed");
-        Tried::Failed(
-            attempt_error(target, status, message, retry_after),
-            class,
-            wait,
-        )
+        let mut err = attempt_error(target, status, message, retry_after);
+        err.timing = Some((
+            ms(sent.saturating_duration_since(ctx.call.started)),
+            ms(sent.elapsed()),
+        ));
+        Tried::Failed(err, class, wait)
     };
     let request = gw.upstream.send(
         target,
@@ -774,6 +783,16 @@ async fn try_target(
         context_relay: relay_note.clone(),
         translation: out.translation.clone(),
         translation_notes: out.notes.clone(),
+        spans: usage::spans(
+            earlier,
+            Some(usage::AttemptSpan {
+                target: p.key.clone(),
+                start_ms: ms(sent.saturating_duration_since(ctx.call.started)),
+                duration_ms: upstream_ms,
+                status: Some(status),
+                error: None,
+            }),
+        ),
     };
     let succeed = |latency_ms: f64| {
         let row = routing
@@ -984,6 +1003,7 @@ fn attempt_error(
         status,
         message,
         retry_after,
+        timing: None,
     }
 }
 
@@ -1115,6 +1135,7 @@ mod tests {
             status: s,
             message: "x".into(),
             retry_after: Some("3".into()),
+            timing: None,
         };
         assert_eq!(
             ProxyError::AllFailed {

@@ -26,6 +26,8 @@ export async function requests(root: HTMLElement) {
         h("div", {}, `${r.endpoint}${r.stream ? " (stream)" : ""} · ${r.outcome} · request ${r.request_id}`),
         t ? h("div", {}, `combo: ${t.combo ?? "–"} · strategy: ${t.strategy ?? "–"} · tier: ${t.tier ?? "–"} · attempts: ${t.attempts}`) : h("div", { class: "muted" }, "no route recorded"),
         t?.failed.length ? h("div", {}, h("b", {}, "Failed attempts"), h("ul", {}, t.failed.map((f) => h("li", { class: "mono" }, f)))) : null,
+        t?.spans?.length ? h("div", {}, h("b", {}, "Attempts"), h("ul", {}, t.spans.map((a) =>
+          h("li", { class: "mono" }, `+${ms(a.start_ms)} ${a.target}: ${a.status ?? "no answer"} in ${ms(a.duration_ms)}${a.error ? ` (${a.error})` : ""}`)))) : null,
         t?.skipped.length ? h("div", {}, h("b", {}, "Skipped"), h("ul", {}, t.skipped.map((f) => h("li", { class: "mono" }, f)))) : null,
         t?.translation ? h("div", {}, `translation: ${t.translation}`) : null,
         t?.translation_notes.length ? h("div", {}, h("b", {}, "Translation notes"), h("ul", {}, t.translation_notes.map((f) => h("li", {}, f)))) : null,
