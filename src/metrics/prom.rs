@@ -16,7 +16,15 @@ const BUCKETS: &[f64] = &[
 const TARGET_LABELS: &[&str] = &["provider", "model", "target", "status"];
 const MODEL_LABELS: &[&str] = &["provider", "model"];
 
+/// The families, or None when one could not be made (then nothing is
+/// counted and /metrics shows the scrape-time gauges only; a unit test makes
+/// sure that never happens with the names below).
+#[derive(Default)]
 pub struct Families {
+    inner: Option<Inner>,
+}
+
+struct Inner {
     registry: Registry,
     requests: IntCounterVec,
     errors: IntCounterVec,
@@ -30,85 +38,108 @@ pub struct Families {
     cache_hits_all: IntCounter,
 }
 
-impl Default for Families {
-    fn default() -> Self {
-        Families::new()
-    }
+fn counter(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    IntCounterVec::new(Opts::new(name, help), labels)
 }
 
-fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric())
-}
-
-fn histogram(name: &str, help: &str) -> HistogramVec {
+fn histogram(name: &str, help: &str) -> prometheus::Result<HistogramVec> {
     HistogramVec::new(
         HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
         MODEL_LABELS,
     )
-    .unwrap_or_else(|_| unreachable_metric())
-}
-
-// The names and labels above are constants that the unit test checks; an
-// invalid one is a programming error caught there.
-#[allow(clippy::panic)]
-fn unreachable_metric<T>() -> T {
-    panic!("invalid metric definition")
 }
 
 impl Families {
-    fn new() -> Families {
-        let f = Families {
+    pub fn new() -> Families {
+        match Inner::new() {
+            Ok(inner) => Families { inner: Some(inner) },
+            Err(e) => {
+                tracing::error!(error = %e, "metrics disabled: a metric definition is invalid");
+                Families { inner: None }
+            }
+        }
+    }
+
+    pub fn observe(&self, e: &UsageEvent) {
+        if let Some(i) = &self.inner {
+            i.observe(e);
+        }
+    }
+
+    pub fn observe_cache(&self, cache: &str, hit: bool) {
+        if let Some(i) = &self.inner {
+            i.observe_cache(cache, hit);
+        }
+    }
+
+    /// The text exposition of these families plus `extra` (scrape-time gauges).
+    pub fn encode(&self, extra: &Registry) -> String {
+        let mut families = self
+            .inner
+            .as_ref()
+            .map(|i| i.registry.gather())
+            .unwrap_or_default();
+        families.extend(extra.gather());
+        let mut out = String::new();
+        if let Err(e) = TextEncoder::new().encode_utf8(&families, &mut out) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}
+
+impl Inner {
+    fn new() -> prometheus::Result<Inner> {
+        let f = Inner {
             registry: Registry::new(),
             requests: counter(
                 "omniroute_requests_total",
                 "Finished requests by provider, upstream model, target (provider/account/model) and HTTP status.",
                 &["provider", "model", "target", "status", "outcome"],
-            ),
+            )?,
             errors: counter(
                 "omniroute_request_errors_total",
                 "Requests that did not end well (upstream error, client gone, gateway error).",
                 TARGET_LABELS,
-            ),
+            )?,
             total: histogram(
                 "omniroute_request_duration_seconds",
                 "Time from receiving a request to its last byte.",
-            ),
+            )?,
             upstream: histogram(
                 "omniroute_upstream_duration_seconds",
                 "Upstream time of served requests (full body, or response head for streams).",
-            ),
+            )?,
             overhead: histogram(
                 "omniroute_overhead_duration_seconds",
                 "Time spent in the gateway itself (request time minus upstream time).",
-            ),
+            )?,
             tokens: counter(
                 "omniroute_tokens_total",
                 "Tokens as the upstreams reported them, by kind (input, output, cached).",
                 &["provider", "model", "kind"],
-            ),
+            )?,
             cost: prometheus::CounterVec::new(
                 Opts::new(
                     "omniroute_cost_usd_total",
                     "Spend at catalog prices, in USD.",
                 ),
                 MODEL_LABELS,
-            )
-            .unwrap_or_else(|_| unreachable_metric()),
+            )?,
             cache_lookups: counter(
                 "omniroute_cache_lookups_total",
                 "Response cache lookups by cache.",
                 &["cache"],
-            ),
+            )?,
             cache_hits: counter(
                 "omniroute_cache_hits_by_cache_total",
                 "Response cache hits by cache.",
                 &["cache"],
-            ),
+            )?,
             cache_hits_all: IntCounter::new(
                 "omniroute_cache_hits_total",
                 "Requests answered from a response cache (any cache).",
-            )
-            .unwrap_or_else(|_| unreachable_metric()),
+            )?,
         };
         let all: Vec<Box<dyn Collector>> = vec![
             Box::new(f.requests.clone()),
@@ -123,14 +154,12 @@ impl Families {
             Box::new(f.cache_hits_all.clone()),
         ];
         for c in all {
-            if let Err(e) = f.registry.register(c) {
-                tracing::error!(error = %e, "metric not registered");
-            }
+            f.registry.register(c)?;
         }
-        f
+        Ok(f)
     }
 
-    pub fn observe(&self, e: &UsageEvent) {
+    fn observe(&self, e: &UsageEvent) {
         let provider = e.provider_id.as_deref().unwrap_or("none");
         let model = e.model.as_deref().unwrap_or(&e.requested_model);
         let target = match (&e.provider_id, &e.account_id, &e.model) {
@@ -173,23 +202,12 @@ impl Families {
         }
     }
 
-    pub fn observe_cache(&self, cache: &str, hit: bool) {
+    fn observe_cache(&self, cache: &str, hit: bool) {
         self.cache_lookups.with_label_values(&[cache]).inc();
         if hit {
             self.cache_hits.with_label_values(&[cache]).inc();
             self.cache_hits_all.inc();
         }
-    }
-
-    /// The text exposition of these families plus `extra` (scrape-time gauges).
-    pub fn encode(&self, extra: &Registry) -> String {
-        let mut families = self.registry.gather();
-        families.extend(extra.gather());
-        let mut out = String::new();
-        if let Err(e) = TextEncoder::new().encode_utf8(&families, &mut out) {
-            tracing::warn!(error = %e, "metrics encoding failed");
-        }
-        out
     }
 }
 
@@ -200,6 +218,7 @@ mod tests {
     #[test]
     fn families_are_valid_and_count_requests() {
         let f = Families::new();
+        assert!(f.inner.is_some(), "every metric definition is valid");
         let mut e = UsageEvent {
             provider_id: Some("mock".into()),
             account_id: Some("acc1".into()),
