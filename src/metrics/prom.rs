@@ -19,9 +19,14 @@ const MODEL_LABELS: &[&str] = &["provider", "model"];
 /// The families, or None when one could not be made (then nothing is
 /// counted and /metrics shows the scrape-time gauges only; a unit test makes
 /// sure that never happens with the names below).
-#[derive(Default)]
 pub struct Families {
     inner: Option<Inner>,
+}
+
+impl Default for Families {
+    fn default() -> Self {
+        Families::new()
+    }
 }
 
 struct Inner {
@@ -217,7 +222,7 @@ mod tests {
 
     #[test]
     fn families_are_valid_and_count_requests() {
-        let f = Families::new();
+        let f = Families::default();
         assert!(f.inner.is_some(), "every metric definition is valid");
         let mut e = UsageEvent {
             provider_id: Some("mock".into()),
