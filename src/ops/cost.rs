@@ -93,6 +93,8 @@ pub async fn cost_report(gw: &Gateway, q: CostQuery) -> Result<CostReport, OpsEr
             "the period is empty: until ({until_ms}) is not after since ({since_ms})"
         )));
     }
+    // Rows still queued for the writer belong in the answer (a caller's own last request).
+    gw.store.flush().await?;
     let (by_provider, by_model, by_key, by_day) = gw
         .store
         .read(move |c| {

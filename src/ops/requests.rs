@@ -112,6 +112,8 @@ pub async fn recent_requests(gw: &Gateway, q: RequestsQuery) -> Result<RequestsP
         since_ms,
         limit,
     };
+    // Rows still queued for the writer belong in the answer (a caller's own last request).
+    gw.store.flush().await?;
     let rows = gw
         .store
         .read(move |c| store::recent_usage(c, &filter))
