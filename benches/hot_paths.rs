@@ -191,5 +191,43 @@ fn routing(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, codecs, routing);
+/// What the dashboard and /metrics add to each request (the usage tap), and
+/// one scrape's encoding with 100 provider/model/target label sets.
+fn metrics(c: &mut Criterion) {
+    use omniroute::metrics::Metrics;
+    use omniroute::store::UsageEvent;
+    let event = |i: usize| UsageEvent {
+        ts_ms: omniroute::store::now_ms(),
+        provider_id: Some(format!("p{}", i % 10)),
+        account_id: Some("acc_1".into()),
+        model: Some(format!("m{}", (i / 10) % 10)),
+        requested_model: "combo".into(),
+        status: 200,
+        outcome: "ok".into(),
+        latency_ms: 12.0,
+        upstream_ms: Some(11.8),
+        overhead_ms: Some(0.12),
+        input_tokens: 100,
+        output_tokens: 20,
+        cost_usd: Some(0.0001),
+        ..UsageEvent::default()
+    };
+    let m = Metrics::default();
+    let one = event(0);
+    c.bench_function("metrics_observe_request", |b| {
+        b.iter(|| m.observe_request(std::hint::black_box(&one)))
+    });
+    for i in 0..100 {
+        m.observe_request(&event(i));
+    }
+    let extra = prometheus::Registry::new();
+    c.bench_function("metrics_encode_100_label_sets", |b| {
+        b.iter(|| m.prom.encode(std::hint::black_box(&extra)).len())
+    });
+    c.bench_function("overview_points_24h", |b| {
+        b.iter(|| m.points(omniroute::store::now_ms(), 144, 10).len())
+    });
+}
+
+criterion_group!(benches, codecs, routing, metrics);
 criterion_main!(benches);

@@ -5,7 +5,12 @@
 //!  --key KEY --model mock/bench --concurrency 16 --requests 20000 [--stream]`
 //!
 //! Non-streaming: latency is request start to full body. Streaming: `ttfb` is
-//! request start to the first body chunk, `total` to the end of the stream.
+//! request start to the first body chunk, `total` to the end of the stream,
+//! and `gap` each pause between two chunks of a stream.
+//!
+//! `--body-file F` sends that JSON body (its `model` and `stream` set from
+//! the flags) instead of the one-line prompt, e.g. an agent-sized request
+//! made by `bench/agent_body.py`; `--header 'name: value'` adds a header.
 //!
 //! `--rate R` paces the requests at R per second in total: request i is sent
 //! at start + i/R (or as soon as a worker is free after that), and its latency
@@ -55,12 +60,30 @@ async fn main() {
         first_response(&url, &key, &model, t0).await;
         return;
     }
-    let body = serde_json::json!({
-        "model": model,
-        "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
-        "stream": stream,
-    })
-    .to_string();
+    let body = match arg("--body-file") {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).expect("--body-file");
+            let mut v: serde_json::Value = serde_json::from_str(&text).expect("JSON body");
+            v["model"] = serde_json::Value::String(model.clone());
+            v["stream"] = serde_json::Value::Bool(stream);
+            v.to_string()
+        }
+        None => serde_json::json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+            "stream": stream,
+        })
+        .to_string(),
+    };
+    let extra: Vec<(String, String)> = std::env::args()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "--header")
+        .filter_map(|w| {
+            let (k, v) = w[1].split_once(':')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
         .build()
@@ -70,17 +93,19 @@ async fn main() {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, key, body, next, errors) = (
+        let (client, url, key, body, next, errors, extra) = (
             client.clone(),
             url.clone(),
             key.clone(),
             body.clone(),
             next.clone(),
             errors.clone(),
+            extra.clone(),
         );
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut ttfb = Vec::new();
+            let mut gaps = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total {
@@ -91,13 +116,14 @@ async fn main() {
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let t0 = Instant::now();
-                let resp = client
+                let mut req = client
                     .post(&url)
                     .bearer_auth(&key)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
+                    .header("content-type", "application/json");
+                for (k, v) in &extra {
+                    req = req.header(k, v);
+                }
+                let resp = req.body(body.clone()).send().await;
                 let Ok(mut resp) = resp else {
                     errors.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -106,22 +132,31 @@ async fn main() {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
                 let mut first = None;
+                let mut last: Option<Instant> = None;
                 while let Ok(Some(_)) = resp.chunk().await {
+                    let now = Instant::now();
                     first.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1000.0);
+                    if let Some(l) = last {
+                        gaps.push((now - l).as_secs_f64() * 1000.0);
+                    }
+                    last = Some(now);
                 }
                 lat.push(t0.elapsed().as_secs_f64() * 1000.0);
                 ttfb.push(first.unwrap_or(f64::NAN));
             }
-            (lat, ttfb)
+            (lat, ttfb, gaps)
         }));
     }
     let mut lat = Vec::new();
     let mut ttfb = Vec::new();
+    let mut gaps = Vec::new();
     for w in workers {
-        let (l, t) = w.await.unwrap();
+        let (l, t, g) = w.await.unwrap();
         lat.extend(l);
         ttfb.extend(t);
+        gaps.extend(g);
     }
+    gaps.sort_by(f64::total_cmp);
     let secs = started.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     ttfb.sort_by(f64::total_cmp);
@@ -133,6 +168,9 @@ async fn main() {
             "rps": lat.len() as f64 / secs,
             "p50_ms": pct(&lat, 0.50), "p90_ms": pct(&lat, 0.90), "p99_ms": pct(&lat, 0.99),
             "ttfb_p50_ms": pct(&ttfb, 0.50), "ttfb_p99_ms": pct(&ttfb, 0.99),
+            "gap_p50_ms": pct(&gaps, 0.50), "gap_p99_ms": pct(&gaps, 0.99),
+            "gap_max_ms": gaps.last().copied().unwrap_or(f64::NAN),
+            "body_bytes": body.len(),
         })
     );
 }

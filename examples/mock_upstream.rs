@@ -106,9 +106,39 @@ async fn chat(State(o): State<Arc<Opts>>, body: Bytes) -> Response {
     ([("content-type", "application/json")], o.completion.clone()).into_response()
 }
 
-async fn messages(State(o): State<Arc<Opts>>) -> Response {
+async fn messages(State(o): State<Arc<Opts>>, body: Bytes) -> Response {
     if !o.latency.is_zero() {
         tokio::time::sleep(o.latency).await;
+    }
+    let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    if has(b"\"stream\":true") {
+        // Anthropic's event grammar: message_start, one text block of
+        // `chunks` deltas, message_delta with the usage, message_stop.
+        let o2 = o.clone();
+        let s = futures::stream::unfold(0usize, move |i| {
+            let o = o2.clone();
+            async move {
+                let n = o.chunks;
+                if i > n + 3 {
+                    return None;
+                }
+                if i > 1 && i <= n + 1 && !o.interval.is_zero() {
+                    tokio::time::sleep(o.interval).await;
+                }
+                let b: Bytes = match i {
+                    0 => Bytes::from_static(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_bench\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"bench\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"),
+                    i if i <= n => Bytes::from_static(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"tok \"}}\n\n"),
+                    i if i == n + 1 => Bytes::from_static(b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"),
+                    i if i == n + 2 => Bytes::from_static(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":200}}\n\n"),
+                    _ => Bytes::from_static(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+                };
+                Some((Ok::<_, std::io::Error>(b), i + 1))
+            }
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(s))
+            .unwrap();
     }
     ([("content-type", "application/json")], o.anthropic.clone()).into_response()
 }

@@ -28,6 +28,28 @@ pub struct FileConfig {
     pub model_map: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub store: StoreSection,
+    /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetrySection>,
+}
+
+/// `[telemetry]`: each request as an OTLP trace (a span for the request, one
+/// per upstream attempt), sent over OTLP/HTTP with protobuf.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// The collector's traces URL, e.g. "http://127.0.0.1:4318/v1/traces".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the spans (default "omniroute").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Extra headers for the collector (e.g. an API key).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// How long spans wait to be sent in a batch, e.g. "5s" (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_delay: Option<String>,
 }
 
 /// `[store]`
@@ -68,6 +90,10 @@ pub struct ServerSection {
     /// Port to listen on (default 20128; `--port`/`PORT` win over this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Serve the dashboard, admin API and /metrics on this port instead of `port`
+    /// (split-port mode; `--dashboard-port`/`DASHBOARD_PORT` win over this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_port: Option<u16>,
     /// Address to bind (default 127.0.0.1; `--host` wins over this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -231,6 +257,15 @@ impl FileConfig {
 
     /// Checks serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(t) = &self.telemetry {
+            if let Some(url) = &t.otlp_endpoint {
+                validate_base_url(url).map_err(|m| format!("telemetry.otlp_endpoint {m}"))?;
+            }
+            if let Some(d) = &t.batch_delay {
+                humantime::parse_duration(d)
+                    .map_err(|e| format!("telemetry.batch_delay = {d:?}: {e}"))?;
+            }
+        }
         for (k, v) in &self.model_map {
             if k.trim().is_empty() || v.trim().is_empty() {
                 return Err(format!(

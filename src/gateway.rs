@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Settings {
     pub host: String,
     pub port: u16,
+    /// Split-port mode: the dashboard, admin API and /metrics listen here.
+    pub dashboard_port: Option<u16>,
     pub data_dir: PathBuf,
     pub require_api_key: bool,
     pub max_body_bytes: usize,
@@ -44,6 +46,8 @@ pub struct Settings {
     pub allowed_upstreams: Vec<String>,
     /// Serve the conformance suites' fixtures (`--conformance-fixtures`).
     pub conformance_fixtures: bool,
+    /// `[telemetry]`: OTLP trace export, off unless it names an endpoint.
+    pub telemetry: Option<crate::config::TelemetrySection>,
 }
 
 impl Settings {
@@ -51,6 +55,7 @@ impl Settings {
         Settings {
             host: "127.0.0.1".into(),
             port: crate::config::DEFAULT_PORT,
+            dashboard_port: None,
             data_dir,
             require_api_key: true,
             max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
@@ -66,6 +71,7 @@ impl Settings {
             store: Default::default(),
             allowed_upstreams: Vec::new(),
             conformance_fixtures: false,
+            telemetry: None,
         }
     }
 }
@@ -78,6 +84,8 @@ pub enum GatewayError {
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// The proxy's open streams: how many, and the signal that ends them when
@@ -117,10 +125,12 @@ pub struct Gateway {
     pub egress: crate::egress::EgressPolicy,
     pub store: Store,
     pub upstream: Upstream,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub routing: Arc<Routing>,
     /// Subscription accounts' tokens and plan windows.
     pub subscriptions: Arc<crate::subscription::Subscriptions>,
+    /// OTLP trace export, when configured.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     catalog: Vec<ProviderSpec>,
     registry: ArcSwap<Registry>,
     started: Instant,
@@ -143,6 +153,24 @@ impl Gateway {
         let windows = store.read(store::subscriptions::list_windows).await?;
         crate::subscription::restore_windows(&routing.health, &windows);
         subscriptions.load_windows(windows);
+        let metrics = Arc::new(Metrics::default());
+        // The exporter's HTTP client must be built off the async threads.
+        let telemetry = match settings.telemetry.clone() {
+            Some(cfg) => {
+                tokio::task::spawn_blocking(move || crate::telemetry::Telemetry::start(&cfg))
+                    .await
+                    .map_err(|e| StoreError::Join(e.to_string()))??
+                    .map(Arc::new)
+            }
+            None => None,
+        };
+        let (seen, traced) = (metrics.clone(), telemetry.clone());
+        store.tap_usage(Arc::new(move |e| {
+            seen.observe_request(e);
+            if let Some(t) = &traced {
+                t.export(e);
+            }
+        }));
         let gw = Arc::new(Gateway {
             streams: LiveStreams::default(),
             routing,
@@ -151,7 +179,8 @@ impl Gateway {
             egress,
             settings,
             store,
-            metrics: Metrics::default(),
+            metrics,
+            telemetry,
             catalog: catalog::embedded(),
             registry: ArcSwap::from_pointee(Registry::default()),
             started: Instant::now(),
@@ -319,5 +348,21 @@ impl Gateway {
                 }
             }
         })
+    }
+}
+
+impl Gateway {
+    /// Fill the dashboard's per-minute charts with the last day of usage rows
+    /// older than `until_ms` (when serving started: later ones came through the tap).
+    pub async fn backfill_series(&self, until_ms: i64) -> Result<usize, StoreError> {
+        let since = until_ms - (crate::metrics::series::MINUTES as i64) * 60_000;
+        let rows = self
+            .store
+            .read(move |c| store::usage_samples_between(c, since, until_ms))
+            .await?;
+        for r in &rows {
+            self.metrics.record_series(r);
+        }
+        Ok(rows.len())
     }
 }

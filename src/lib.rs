@@ -29,4 +29,5 @@ pub mod secret;
 pub mod server;
 pub mod store;
 pub mod subscription;
+pub mod telemetry;
 pub mod upstream;

@@ -32,6 +32,12 @@ struct Cli {
     /// Port to listen on (default 20128).
     #[arg(long, env = "PORT", global = true)]
     port: Option<u16>,
+    /// Serve the dashboard, admin API and /metrics on this port instead (split-port mode).
+    #[arg(long, env = "DASHBOARD_PORT", global = true)]
+    dashboard_port: Option<u16>,
+    /// Open the dashboard in the default browser once the gateway listens.
+    #[arg(long)]
+    open: bool,
     /// Data directory (default ~/.omniroute).
     #[arg(long, env = "DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
@@ -446,7 +452,7 @@ async fn run(cli: Cli) -> Result<()> {
         return mcp_stdio(gw).await;
     }
     match cli.command {
-        None | Some(Command::Serve) => serve(gw).await,
+        None | Some(Command::Serve) => serve(gw, cli.open).await,
         Some(Command::Keys(cmd)) => keys(&gw, cmd, cli.json).await,
         Some(Command::Providers(cmd)) => providers(&gw, cmd, cli.json).await,
         Some(Command::Accounts(cmd)) => accounts(&gw, cmd, cli.json).await,
@@ -566,6 +572,8 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     let server = file.map(|f| f.server.clone()).unwrap_or_default();
     s.host = cli.host.clone().or(server.host).unwrap_or(s.host);
     s.port = cli.port.or(server.port).unwrap_or(s.port);
+    s.dashboard_port = cli.dashboard_port.or(server.dashboard_port);
+    s.telemetry = file.and_then(|f| f.telemetry.clone());
     s.require_api_key = !cli.no_auth && server.require_api_key.unwrap_or(true);
     s.conformance_fixtures = cli.conformance_fixtures;
     if let Some(n) = server.max_body_bytes {
@@ -606,14 +614,23 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     Ok(s)
 }
 
-async fn serve(gw: Arc<Gateway>) -> Result<()> {
+async fn serve(gw: Arc<Gateway>, open: bool) -> Result<()> {
     let listener = omniroute::server::bind(&gw.settings.host, gw.settings.port).await?;
     let addr = listener.local_addr()?;
+    let dashboard = match gw.settings.dashboard_port {
+        Some(port) => Some(omniroute::server::bind(&gw.settings.host, port).await?),
+        None => None,
+    };
     let base = format!("http://{addr}");
+    let dashboard_base = match &dashboard {
+        Some(l) => format!("http://{}", l.local_addr()?),
+        None => base.clone(),
+    };
     if let Some(created) = ops::keys::ensure_bootstrap_key(&gw).await? {
         println!("omniroute: first start, created a client API key (shown once, store it now):");
         println!("  API key:  {}", created.key);
         println!("  Base URL: {base}/v1");
+        println!("  It is also the admin key: it logs in to the dashboard and the admin API.");
     }
     if !gw.settings.require_api_key {
         tracing::warn!("client keys are not required (--no-auth); loopback only");
@@ -629,9 +646,24 @@ async fn serve(gw: Arc<Gateway>) -> Result<()> {
     omniroute::server::cancel_on_signals(shutdown.clone());
     println!("omniroute {} listening on {base} (OpenAI base URL {base}/v1; {usable} usable providers; data in {})",
         env!("CARGO_PKG_VERSION"), gw.settings.data_dir.display());
+    let state = omniroute::http::AppState::new(gw.clone());
+    println!("  Dashboard: {dashboard_base}/");
+    let link = state
+        .admin
+        .issue_login_link()
+        .map(|t| format!("{dashboard_base}/api/login/link?token={t}"));
+    if let Some(link) = &link {
+        println!("  Login link (works once, for 15 minutes): {link}");
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    omniroute::server::run(gw, listener, shutdown).await?;
+    if open {
+        let url = link.unwrap_or_else(|| format!("{dashboard_base}/"));
+        if let Err(e) = open::that_detached(&url) {
+            tracing::warn!(error = %e, "cannot open a browser; open the dashboard URL by hand");
+        }
+    }
+    omniroute::server::run_with(state, listener, dashboard, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -390,6 +390,11 @@ impl Registry {
         self.keys.get(&hash_key(raw_key))
     }
 
+    /// The active key with this SHA-256 (a session remembers its key this way).
+    pub fn key_by_hash(&self, hash: &[u8; 32]) -> Option<&KeyInfo> {
+        self.keys.get(hash)
+    }
+
     pub fn combo(&self, name: &str) -> Option<&crate::routing::combo::Combo> {
         self.combos.get(name)
     }

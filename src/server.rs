@@ -2,7 +2,7 @@
 //! the grace period, flush the usage writer and checkpoint the WAL.
 
 use crate::gateway::Gateway;
-use crate::http::{router, AppState};
+use crate::http::{router_for, AppState, Serves};
 use axum::serve::ListenerExt;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -114,21 +114,46 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    run_with(AppState::new(gw), listener, None, shutdown).await
+}
+
+/// Serve the API (and the dashboard, unless `dashboard` is given: then the
+/// dashboard, admin API and `/metrics` are served there and only there).
+pub async fn run_with(
+    state: AppState,
+    listener: TcpListener,
+    dashboard: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let gw = state.gw.clone();
     let addr: SocketAddr = listener.local_addr()?;
-    let state = AppState::new(gw.clone()).with_shutdown(shutdown.clone());
-    write_runtime_file(&gw, addr, state.local_token()).await;
+    let dashboard_addr = dashboard.as_ref().map(|l| l.local_addr()).transpose()?;
+    let state = state.with_shutdown(shutdown.clone());
+    write_runtime_file(&gw, addr, dashboard_addr, state.local_token()).await;
     let watcher = gw.spawn_watcher(shutdown.child_token());
-    let app = router(state);
-    // Small SSE chunks must leave at once: Nagle plus delayed ACKs would hold
-    // each partial write for up to 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
+    let backfill = {
+        let gw = gw.clone();
+        let serving_since = crate::store::now_ms();
+        tokio::spawn(async move {
+            match gw.backfill_series(serving_since).await {
+                Ok(n) => tracing::debug!(rows = n, "dashboard charts filled from the store"),
+                Err(e) => tracing::warn!(error = %e, "dashboard charts not filled from the store"),
+            }
+        })
+    };
+    let api_serves = if dashboard.is_some() {
+        Serves::Api
+    } else {
+        Serves::Both
+    };
+    let api = serve_one(listener, router_for(state.clone(), api_serves), &shutdown);
+    let dash = async {
+        match dashboard {
+            Some(l) => serve_one(l, router_for(state.clone(), Serves::Dashboard), &shutdown).await,
+            None => Ok(()),
         }
-    });
-    let serve = axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+    };
+    let serve = async { tokio::try_join!(api, dash).map(|_| ()) };
     tokio::pin!(serve);
     let grace = gw.settings.shutdown_grace;
     tokio::select! {
@@ -149,6 +174,7 @@ pub async fn run(
             tracing::warn!(streams_cut = cut, still_open = gw.streams.count(), "streams cut at shutdown (their usage is recorded as cut)");
         }
     }
+    backfill.abort();
     watcher.abort();
     let h = &gw.metrics.overhead;
     tracing::info!(
@@ -159,6 +185,10 @@ pub async fn run(
     );
     let _ = tokio::fs::remove_file(gw.settings.data_dir.join(RUNTIME_FILE)).await;
     gw.store.close().await?;
+    if let Some(t) = gw.telemetry.clone() {
+        // Sends the last batch over a blocking client: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
     Ok(())
 }
 
@@ -172,12 +202,21 @@ pub struct RuntimeInfo {
     /// A random token accepted by `/mcp` for local bridges; the file is 0600.
     #[serde(default)]
     pub mcp_token: Option<String>,
+    /// Where the dashboard is, in split-port mode.
+    #[serde(default)]
+    pub dashboard_url: Option<String>,
 }
 
-async fn write_runtime_file(gw: &Gateway, addr: SocketAddr, token: &str) {
+async fn write_runtime_file(
+    gw: &Gateway,
+    addr: SocketAddr,
+    dashboard: Option<SocketAddr>,
+    token: &str,
+) {
     let info = RuntimeInfo {
         pid: std::process::id(),
         url: format!("http://{addr}"),
+        dashboard_url: dashboard.map(|d| format!("http://{d}")),
         started_ms: crate::store::now_ms(),
         mcp_token: Some(token.to_string()),
     };
@@ -212,6 +251,24 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+async fn serve_one(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    // Small SSE chunks must leave at once: Nagle plus delayed ACKs would hold
+    // each partial write for up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future()
+        .await
 }
 
 /// Cancel `token` on SIGINT or SIGTERM. The handlers are in place when

@@ -329,6 +329,7 @@ async fn upsert_validates_diffs_and_rollback_restores_exactly() {
         ops::audit::AuditQuery {
             entity: Some("combo".into()),
             limit: None,
+            ..Default::default()
         },
     )
     .await

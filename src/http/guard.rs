@@ -229,8 +229,16 @@ fn checks_own_content_type(path: &str) -> bool {
     path.starts_with("/mcp") || path.starts_with("/a2a")
 }
 
+/// A body-less POST (an action such as a rollback) needs no content type;
+/// one with a body must say JSON.
 fn content_type_ok(headers: &HeaderMap) -> bool {
-    headers.get(header::CONTENT_TYPE).is_some_and(is_json)
+    let empty = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "0")
+        || (!headers.contains_key(header::CONTENT_LENGTH)
+            && !headers.contains_key(header::TRANSFER_ENCODING));
+    empty || headers.get(header::CONTENT_TYPE).is_some_and(is_json)
 }
 
 pub async fn browser_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {

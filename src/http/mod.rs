@@ -1,4 +1,7 @@
-//! The HTTP surface (axum): the OpenAI-compatible `/v1` routes and health.
+//! The HTTP surface (axum): the OpenAI-compatible `/v1` routes, health, and
+//! (on the same port, or on `DASHBOARD_PORT` in split-port mode) the
+//! dashboard, the admin API and `/metrics` (`admin`, behind its own
+//! admin-session-or-key layer).
 //!
 //! Layers, outermost first: panic → 500 JSON; tracing span per request with
 //! its id; then, on every route but the open ones (`/`, `/api/hello`,
@@ -6,6 +9,7 @@
 //! checks it itself, to answer in Anthropic's error shape). `/mcp` (MCP Streamable HTTP) has its
 //! own guard: Origin check, then the client key or the local bridge token.
 
+pub mod admin;
 mod auth;
 mod chat;
 pub mod error;
@@ -36,6 +40,8 @@ pub struct AppState {
     shutdown: CancellationToken,
     /// Which `Host` and `Origin` values requests may carry.
     pub hosts: Arc<guard::HostPolicy>,
+    /// Dashboard sessions and the one-time login link.
+    pub admin: Arc<admin::auth::Sessions>,
 }
 
 struct RequestIds {
@@ -66,6 +72,7 @@ impl AppState {
             }),
             local_token: local_token.into(),
             shutdown: CancellationToken::new(),
+            admin: Arc::new(admin::auth::Sessions::default()),
         }
     }
 
@@ -89,7 +96,35 @@ impl AppState {
     }
 }
 
+/// What one listening port serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// The API and the dashboard (one port, the default).
+    Both,
+    /// The API only (split-port mode's API port).
+    Api,
+    /// The dashboard, the admin API, `/metrics` and `/health` (`DASHBOARD_PORT`).
+    Dashboard,
+}
+
+/// The API and the dashboard on one port.
 pub fn router(state: AppState) -> Router {
+    router_for(state, Serves::Both)
+}
+
+pub fn router_for(state: AppState, serves: Serves) -> Router {
+    let root_handler = match serves {
+        Serves::Both => get(root_or_dashboard).head(root),
+        Serves::Api => get(root).head(root),
+        Serves::Dashboard => get(dashboard_page).head(root),
+    };
+    if serves == Serves::Dashboard {
+        let app = Router::new()
+            .route("/", root_handler)
+            .route("/health", get(health))
+            .merge(admin::router(&state));
+        return layered(app, state);
+    }
     let agent = crate::a2a::Agent::new(state.gw.clone());
     let protected = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -139,8 +174,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1beta/models", get(models::list_gemini))
         .route("/v1beta/models/{*target}", post(translated::gemini))
         .route("/v1/models/{*target}", post(translated::gemini));
-    Router::new()
-        .route("/", get(root).head(root))
+    let app = Router::new()
+        .route("/", root_handler)
         // Claude Code probes these before it starts.
         .route("/api/hello", get(root).head(root))
         .route("/health", get(health))
@@ -148,8 +183,19 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::a2a::card_routes(agent))
         .merge(protected)
         .merge(agent_rpc)
-        .merge(mcp_routes)
-        .fallback(not_found)
+        .merge(mcp_routes);
+    let app = if serves == Serves::Both {
+        app.merge(admin::router(&state))
+    } else {
+        app
+    };
+    layered(app, state)
+}
+
+/// The layers every port has, outermost last: the browser guard (Host,
+/// Origin, Content-Type), tracing span, panic → 500 JSON.
+fn layered(app: Router<AppState>, state: AppState) -> Router {
+    app.fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::browser_guard,
@@ -165,6 +211,18 @@ pub fn router(state: AppState) -> Router {
 
 async fn event_sink() -> impl IntoResponse {
     axum::Json(serde_json::json!({}))
+}
+
+async fn root_or_dashboard(headers: axum::http::HeaderMap) -> Response {
+    if admin::wants_html(&headers) {
+        admin::dashboard_index(&headers)
+    } else {
+        root().await.into_response()
+    }
+}
+
+async fn dashboard_page(headers: axum::http::HeaderMap) -> Response {
+    admin::dashboard_index(&headers)
 }
 
 async fn root() -> impl IntoResponse {

@@ -100,6 +100,8 @@ pub async fn cost_report(
         )));
     }
     let only = viewer.usage_filter();
+    // Rows still queued for the writer belong in the answer (a caller's own last request).
+    gw.store.flush().await?;
     let (by_provider, by_model, by_key, by_day) = gw
         .store
         .read(move |c| {

@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 const BOOTSTRAP_FLAG: &str = "bootstrap_key_created";
+/// The label of the key created at first start (the admin key until key scopes land).
+pub const BOOTSTRAP_LABEL: &str = "first-start";
 
 /// A newly created key: the only time its value is shown.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -74,8 +76,17 @@ pub async fn create_key(
     input: CreateKeyInput,
     actor: Actor,
 ) -> Result<CreatedKey, OpsError> {
+    let label = input
+        .label
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "default".into());
+    if label == BOOTSTRAP_LABEL {
+        return Err(OpsError::InvalidInput(format!(
+            "the label {BOOTSTRAP_LABEL:?} is reserved for the key made at first start"
+        )));
+    }
     let key = generate()?;
-    let label = input.label.unwrap_or_else(|| "default".into());
     let scopes = input.scopes.unwrap_or_else(Scopes::inference);
     let row = row_for(&key, &label, "generated", scopes)?;
     let id = row.id.clone();
@@ -115,7 +126,7 @@ pub async fn ensure_bootstrap_key(gw: &Gateway) -> Result<Option<CreatedKey>, Op
     }
     let key = generate()?;
     // The first key is the operator's: it may manage the gateway.
-    let row = row_for(&key, "first-start", "generated", Scopes::admin())?;
+    let row = row_for(&key, BOOTSTRAP_LABEL, "generated", Scopes::admin())?;
     let id = row.id.clone();
     let created = gw
         .store
@@ -145,7 +156,7 @@ pub async fn ensure_bootstrap_key(gw: &Gateway) -> Result<Option<CreatedKey>, Op
     Ok(Some(CreatedKey {
         id,
         key,
-        label: "first-start".into(),
+        label: BOOTSTRAP_LABEL.into(),
         scopes: Scopes::admin(),
     }))
 }

@@ -54,6 +54,8 @@ pub async fn usage_summary(
     let since_ms = now_ms() - period.as_millis() as i64;
     let group = q.group_by;
     let only = viewer.usage_filter();
+    // Rows still queued for the writer belong in the answer (a caller's own last request).
+    gw.store.flush().await?;
     let lines = gw
         .store
         .read(move |c| store::usage_summary(c, since_ms, group, only.as_deref()))

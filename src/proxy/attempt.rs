@@ -91,6 +91,8 @@ struct Trial<'c, 'a> {
     ctx: &'c Attempt<'a>,
     p: &'c Planned,
     guard: AttemptGuard,
+    /// When the request left for the upstream (for the trace's timing).
+    sent_at: Option<Instant>,
 }
 
 impl Trial<'_, '_> {
@@ -113,11 +115,14 @@ impl Trial<'_, '_> {
         persist_health(gw, rows);
         self.guard.settle(0.0, 0);
         tracing::warn!(target = %p.key, ?status, class = class.as_str(), "upstream attempt failed");
-        Tried::Failed(
-            attempt_error(&p.target, status, message, retry_after),
-            class,
-            wait,
-        )
+        let mut err = attempt_error(&p.target, status, message, retry_after);
+        if let Some(at) = self.sent_at {
+            err.timing = Some((
+                ms(at.saturating_duration_since(self.ctx.call.started)),
+                ms(at.elapsed()),
+            ));
+        }
+        Tried::Failed(err, class, wait)
     }
 
     fn timed_out(&mut self, timeout: Duration) -> Tried {
@@ -171,6 +176,19 @@ impl Trial<'_, '_> {
             context_relay: draft.relay_note.clone(),
             translation: out.translation.clone(),
             translation_notes: out.notes.clone(),
+            spans: usage::spans(
+                draft.earlier,
+                Some(usage::AttemptSpan {
+                    target: p.key.clone(),
+                    start_ms: self
+                        .sent_at
+                        .map(|at| ms(at.saturating_duration_since(ctx.call.started)))
+                        .unwrap_or(0.0),
+                    duration_ms: upstream_ms,
+                    status: Some(200),
+                    error: None,
+                }),
+            ),
         }
     }
 }
@@ -246,7 +264,12 @@ fn admit<'c, 'a>(ctx: &'c Attempt<'a>, p: &'c Planned) -> Result<Trial<'c, 'a>, 
         Ok(r) => guard.reservation = Some(r),
         Err(e) => return Err(Tried::Skipped(e.to_string())),
     }
-    Ok(Trial { ctx, p, guard })
+    Ok(Trial {
+        ctx,
+        p,
+        guard,
+        sent_at: None,
+    })
 }
 
 /// What this target is sent: the client's bytes (only `model` rewritten),
@@ -319,6 +342,7 @@ async fn send(trial: &mut Trial<'_, '_>, out: &native::Outgoing) -> Result<Sent,
         .attempt_timeout
         .min(ctx.deadline.saturating_duration_since(Instant::now()));
     let at = Instant::now();
+    trial.sent_at = Some(at);
     // Subscription accounts: their own endpoint, token (refreshed when due) and envelope.
     let sub = target.provider.spec.subscription;
     let mut collect_stream = false;
@@ -458,6 +482,7 @@ async fn commit_stream(
     trial.succeed(upstream_ms, quota);
     let route = trial.route(&draft, &out, upstream_ms);
     let mut event = usage_event(ctx.call, ctx.requested, Some(target), true, status);
+    event.route = usage::trace(&route);
     event.tier = Some(p.tier.as_str().into());
     event.combo = ctx.combo.clone();
     gw.metrics.observe_overhead(route.overhead_ms);
@@ -602,6 +627,7 @@ async fn finish_whole(
     event.latency_ms = ms(ctx.call.started.elapsed());
     event.tier = Some(p.tier.as_str().into());
     event.combo = ctx.combo.clone();
+    event.route = usage::trace(&route);
     gw.store.record_usage(event);
     gw.metrics.observe_overhead(route.overhead_ms);
     Tried::Done(ChatOutcome::Complete {
@@ -637,5 +663,6 @@ pub(super) fn attempt_error(
         status,
         message,
         retry_after,
+        timing: None,
     }
 }

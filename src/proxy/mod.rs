@@ -159,6 +159,10 @@ pub struct RouteInfo {
     /// What the translation could not carry over (thinking dropped…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub translation_notes: Vec<String>,
+    /// Every attempt with its timing, for the request's trace.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub spans: Vec<usage::AttemptSpan>,
 }
 
 pub enum ChatOutcome {
@@ -186,6 +190,10 @@ pub struct AttemptError {
     #[serde(skip)]
     #[schemars(skip)]
     pub retry_after: Option<String>,
+    /// When it was sent (ms after the request arrived) and how long it took.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub timing: Option<(f64, f64)>,
 }
 
 impl std::fmt::Display for AttemptError {
@@ -505,6 +513,7 @@ fn record_failure(gw: &Gateway, call: &ChatCall, requested: &str, stream: bool, 
     .into();
     let text = gw.registry().redactor().clean(&e.to_string());
     event.error = Some(text.chars().take(1000).collect());
+    event.route = usage::failure_trace(e);
     gw.store.record_usage(event);
 }
 
@@ -521,6 +530,7 @@ mod tests {
             status: s,
             message: "x".into(),
             retry_after: Some("3".into()),
+            timing: None,
         };
         assert_eq!(
             ProxyError::AllFailed {

@@ -118,6 +118,103 @@ fn memchr_usage(data: &[u8]) -> bool {
     data.windows(7).any(|w| w == b"\"usage\"")
 }
 
+/// How one request was routed, kept with its usage row for the dashboard's
+/// Requests page: the same facts as the `x-omniroute-*` route headers.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct RouteTrace {
+    pub combo: Option<String>,
+    pub strategy: Option<String>,
+    /// Tier of the target that answered.
+    pub tier: Option<String>,
+    /// Targets tried, the one that answered included.
+    pub attempts: u32,
+    /// Earlier attempts and why each failed.
+    pub failed: Vec<String>,
+    /// Targets left out and why (breaker, cooldown, budget, context).
+    pub skipped: Vec<String>,
+    /// `client->upstream` wire formats when either is not OpenAI Chat.
+    pub translation: Option<String>,
+    /// What the translation could not carry over.
+    pub translation_notes: Vec<String>,
+    pub context_relay: Option<String>,
+    /// Every attempt with its timing, the one that answered last.
+    #[serde(default)]
+    pub spans: Vec<AttemptSpan>,
+}
+
+/// One upstream attempt's place in time.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct AttemptSpan {
+    /// provider/account/model
+    pub target: String,
+    /// When it was sent, in ms after the request arrived.
+    pub start_ms: f64,
+    /// Until the answer (or, for streams, its head) or the failure.
+    pub duration_ms: f64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// The spans of failed attempts that carry a timing, then `last`.
+pub fn spans(failed: &[super::AttemptError], last: Option<AttemptSpan>) -> Vec<AttemptSpan> {
+    failed
+        .iter()
+        .filter_map(|a| {
+            a.timing.map(|(start_ms, duration_ms)| AttemptSpan {
+                target: format!("{}/{}/{}", a.provider, a.account_id, a.model),
+                start_ms,
+                duration_ms,
+                status: a.status,
+                error: Some(a.message.clone()),
+            })
+        })
+        .chain(last)
+        .collect()
+}
+
+/// The trace of a served request, as JSON for its usage row.
+pub fn trace(route: &super::RouteInfo) -> Option<String> {
+    let t = RouteTrace {
+        combo: route.combo.clone(),
+        strategy: route.strategy.clone(),
+        tier: Some(route.tier.clone()).filter(|t| !t.is_empty()),
+        attempts: route.attempts,
+        failed: route.failed.clone(),
+        skipped: route.skipped.clone(),
+        translation: route.translation.clone(),
+        translation_notes: route.translation_notes.clone(),
+        context_relay: route.context_relay.clone(),
+        spans: route.spans.clone(),
+    };
+    serde_json::to_string(&t).ok()
+}
+
+/// The trace of a request that no target served.
+pub fn failure_trace(e: &super::ProxyError) -> Option<String> {
+    use super::ProxyError;
+    let (failed, skipped, timed) = match e {
+        ProxyError::AllFailed { attempts } | ProxyError::Timeout(_, attempts) => (
+            attempts.iter().map(|a| a.to_string()).collect(),
+            Vec::new(),
+            spans(attempts, None),
+        ),
+        ProxyError::NoTarget { skipped, .. } => (Vec::new(), skipped.clone(), Vec::new()),
+        _ => return None,
+    };
+    let t = RouteTrace {
+        attempts: failed.len() as u32,
+        failed,
+        skipped,
+        spans: timed,
+        ..RouteTrace::default()
+    };
+    serde_json::to_string(&t).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

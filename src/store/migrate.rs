@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_responses.sql")),
     (5, include_str!("migrations/0005_key_scopes.sql")),
     (6, include_str!("migrations/0006_subscriptions.sql")),
+    (7, include_str!("migrations/0007_request_routes.sql")),
 ];
 
 pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -19,7 +19,7 @@ pub use usage_stats::*;
 use crate::secret::{Cipher, CipherError};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub const DB_FILE: &str = "omniroute.sqlite";
@@ -66,7 +66,11 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     writer: writer::WriterHandle,
     cipher: Cipher,
+    tap: OnceLock<UsageTap>,
 }
+
+/// Sees every usage row as it is recorded (live metrics), on the caller's thread.
+pub type UsageTap = Arc<dyn Fn(&UsageEvent) + Send + Sync>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,6 +127,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 writer,
                 cipher,
+                tap: OnceLock::new(),
             }),
         })
     }
@@ -199,7 +204,20 @@ impl Store {
 
     /// Queue a usage row; batched with others into one transaction. Never blocks.
     pub fn record_usage(&self, event: UsageEvent) {
+        if let Some(tap) = self.inner.tap.get() {
+            tap(&event);
+        }
         self.inner.writer.usage(event);
+    }
+
+    /// Set the one tap that sees every usage row (the gateway's metrics); later calls are ignored.
+    pub fn tap_usage(&self, tap: UsageTap) {
+        let _ = self.inner.tap.set(tap);
+    }
+
+    /// Commands waiting for the writer thread.
+    pub fn writer_queue_depth(&self) -> usize {
+        self.inner.writer.queue_depth()
     }
 
     /// Wait until everything queued so far is committed.

@@ -33,14 +33,16 @@ pub struct UsageEvent {
     pub error: Option<String>,
     pub tier: Option<String>,
     pub combo: Option<String>,
+    /// The route explanation as JSON (`proxy::usage::RouteTrace`).
+    pub route: Option<String>,
 }
 
 pub fn insert_usage(tx: &Transaction<'_>, rows: &[UsageEvent]) -> Result<(), StoreError> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO usage_events (ts_ms, request_id, key_id, endpoint, provider_id, account_id, model,
             requested_model, stream, status, outcome, input_tokens, output_tokens, cached_tokens,
-            reasoning_tokens, cost_usd, latency_ms, upstream_ms, overhead_ms, error, tier, combo)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+            reasoning_tokens, cost_usd, latency_ms, upstream_ms, overhead_ms, error, tier, combo, route)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     )?;
     for e in rows {
         stmt.execute(params![
@@ -66,6 +68,7 @@ pub fn insert_usage(tx: &Transaction<'_>, rows: &[UsageEvent]) -> Result<(), Sto
             e.error,
             e.tier,
             e.combo,
+            e.route,
         ])?;
     }
     Ok(())

@@ -100,6 +100,11 @@ pub fn spawn(conn: Connection, path: PathBuf) -> Result<WriterHandle, StoreError
 }
 
 impl WriterHandle {
+    /// Commands waiting for the writer thread (a gauge in /metrics).
+    pub fn queue_depth(&self) -> usize {
+        self.status.queued.load(Ordering::Relaxed)
+    }
+
     pub fn status(&self) -> WriterReport {
         self.status.report()
     }
@@ -145,6 +150,7 @@ impl WriterHandle {
                 tracing::warn!(error = %e, what, "background store write failed");
             }
         });
+        self.status.queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Cmd::Run(job)) {
             Ok(()) => {}
             Err(TrySendError::Full(cmd)) => {
@@ -152,6 +158,7 @@ impl WriterHandle {
                 tokio::task::spawn_blocking(move || tx.send(cmd));
             }
             Err(TrySendError::Disconnected(_)) => {
+                self.status.queued.fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!(what, "store closed; write dropped")
             }
         }
@@ -171,6 +178,7 @@ impl WriterHandle {
                 });
             }
             Err(TrySendError::Disconnected(_)) => {
+                self.status.queued.fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!("usage row dropped: store closed");
             }
         }
@@ -194,9 +202,13 @@ impl WriterHandle {
     }
 
     async fn send(&self, cmd: Cmd) -> Result<(), StoreError> {
+        self.status.queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(cmd) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+            Err(TrySendError::Disconnected(_)) => {
+                self.status.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(StoreError::Closed)
+            }
             Err(TrySendError::Full(cmd)) => {
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || tx.send(cmd).map_err(|_| StoreError::Closed))
@@ -263,9 +275,9 @@ impl Writer {
     }
 
     fn handle(&mut self, cmd: Cmd) -> Step {
+        self.status.queued.fetch_sub(1, Ordering::Relaxed);
         match cmd {
             Cmd::Usage(ev) => {
-                self.status.queued.fetch_sub(1, Ordering::Relaxed);
                 self.pending.push_back(*ev);
                 if self.pending.len() >= MAX_BATCH && !self.status.failing.load(Ordering::Relaxed) {
                     self.write_usage();

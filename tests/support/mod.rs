@@ -104,6 +104,8 @@ pub struct Binary {
     pub base: String,
     pub first_key: Option<String>,
     pub stderr_path: PathBuf,
+    /// Every line printed to stdout so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub fn binary_path() -> &'static str {
@@ -161,6 +163,7 @@ impl Binary {
             .args(["--port", "0"])
             .args(level)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("PORT")
             .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::piped())
@@ -169,10 +172,13 @@ impl Binary {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
         std::thread::spawn(move || {
             let mut key = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                seen.lock().unwrap().push(line.clone());
                 if let Some(k) = line.trim().strip_prefix("API key:") {
                     key = Some(k.trim().to_string());
                 }
@@ -197,6 +203,28 @@ impl Binary {
             base,
             first_key,
             stderr_path,
+            stdout: lines,
+        }
+    }
+
+    /// The rest of the first stdout line that starts with `prefix` (trimmed), waiting up to 10 s.
+    pub fn printed(&self, prefix: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(l) = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_string()))
+            {
+                return l;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the gateway never printed {prefix:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
