@@ -44,6 +44,8 @@ pub struct Settings {
     pub allowed_upstreams: Vec<String>,
     /// Serve the conformance suites' fixtures (`--conformance-fixtures`).
     pub conformance_fixtures: bool,
+    /// Items per page of the MCP list methods (tools, prompts, resources).
+    pub mcp_page_size: usize,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             store: Default::default(),
             allowed_upstreams: Vec::new(),
             conformance_fixtures: false,
+            mcp_page_size: 100,
         }
     }
 }
