@@ -45,6 +45,8 @@ pub struct Seen {
     /// Streams whose body was dropped before it ended (the client went away).
     pub streams_dropped: AtomicU64,
     pub streams_finished: AtomicU64,
+    /// `hang` requests whose client went away (the handler was dropped).
+    pub hangs_dropped: AtomicU64,
     /// Bodies as sent, and request headers (Anthropic, Gemini and Responses routes).
     pub raw_bodies: Mutex<Vec<bytes::Bytes>>,
     pub headers: Mutex<Vec<HeaderMap>>,
@@ -268,6 +270,13 @@ async fn chat(
             )
         }
         "hang" => {
+            struct Hung(Arc<Seen>);
+            impl Drop for Hung {
+                fn drop(&mut self) {
+                    self.0.hangs_dropped.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let _hung = Hung(seen.clone());
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
