@@ -4,6 +4,7 @@
 
 pub mod fake_upstream;
 pub mod schema_check;
+pub mod stdio_http;
 
 use omniroute::config::FileConfig;
 use omniroute::gateway::{Gateway, Settings};
