@@ -6,7 +6,7 @@
 //! - the MCP conformance suite (`@modelcontextprotocol/conformance`, every
 //!   server scenario) on Node 22, against `/mcp`, and against
 //!   `omniroute --mcp` over stdio (in-process, and bridged to a running
-//!   gateway) through a test-side HTTP adapter (`support::stdio_http`).
+//!   gateway) through a test-side HTTP adapter (`tests/support/stdio_http.rs`).
 //!
 //! `scripts/test.sh` installs the tools and sets OMNIROUTE_TCK10_PYTHON,
 //! OMNIROUTE_TCK03_PYTHON, OMNIROUTE_NODE22 and OMNIROUTE_MCP_CONFORMANCE;
@@ -18,6 +18,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+// Only this test needs the stdio adapter: kept out of the shared `support`.
+#[path = "support/stdio_http.rs"]
+mod stdio_http;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -227,7 +230,7 @@ async fn mcp_conformance_server_scenarios_pass_on_http() {
 }
 
 /// `omniroute --mcp` (stdio) behind the test-side HTTP adapter
-/// (`support::stdio_http`): one process per session.
+/// (`tests/support/stdio_http.rs`): one process per session.
 async fn mcp_over_stdio(
     node: &str,
     suite: &str,
@@ -237,7 +240,7 @@ async fn mcp_over_stdio(
 ) {
     let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let data = data.to_path_buf();
-    let spawn: support::stdio_http::Spawn = std::sync::Arc::new(move || {
+    let spawn: stdio_http::Spawn = std::sync::Arc::new(move || {
         let mut c = tokio::process::Command::new(support::binary_path());
         c.arg("--data-dir")
             .arg(&data)
@@ -248,7 +251,7 @@ async fn mcp_over_stdio(
         c
     });
     let logs = tempfile::tempdir().unwrap();
-    let adapter = support::stdio_http::StdioHttp::start(spawn, logs.path().to_path_buf()).await;
+    let adapter = stdio_http::StdioHttp::start(spawn, logs.path().to_path_buf()).await;
     let mut cmd = mcp_suite(node, suite, &adapter.url, logs.path());
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await

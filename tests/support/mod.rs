@@ -4,7 +4,6 @@
 
 pub mod fake_upstream;
 pub mod schema_check;
-pub mod stdio_http;
 
 use omniroute::config::FileConfig;
 use omniroute::gateway::{Gateway, Settings};
