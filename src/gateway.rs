@@ -48,6 +48,8 @@ pub struct Settings {
     pub conformance_fixtures: bool,
     /// `[telemetry]`: OTLP trace export, off unless it names an endpoint.
     pub telemetry: Option<crate::config::TelemetrySection>,
+    /// Items per page of the MCP list methods (tools, prompts, resources).
+    pub mcp_page_size: usize,
 }
 
 impl Settings {
@@ -72,6 +74,7 @@ impl Settings {
             allowed_upstreams: Vec::new(),
             conformance_fixtures: false,
             telemetry: None,
+            mcp_page_size: 100,
         }
     }
 }

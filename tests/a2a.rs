@@ -935,3 +935,101 @@ async fn plain_messages_get_a_default_skill() {
     assert_eq!(task["metadata"]["skill"], "cost-analysis", "{v}");
     assert_eq!(task["metadata"]["skillSelection"]["by"], "explicit");
 }
+
+/// A task waiting for input (A2A 1.0 §3.1.6: subscribable, it is not
+/// terminal): every stream subscribed to it starts with the task, waits, then
+/// carries the run the next message starts, the same events in the same
+/// order, and ends at the terminal state. Input-required tasks come from the
+/// TCK's scenario (only with the conformance fixtures on).
+#[tokio::test]
+async fn subscribing_to_a_task_waiting_for_input() {
+    let up = FakeUpstream::start().await;
+    let gw =
+        InProcess::start_with(&config(&up.base_url()), |s| s.conformance_fixtures = true).await;
+    let paused = |id: &str| {
+        json!({"message": {"messageId": format!("tck-input-required-{id}"), "role": "ROLE_USER",
+                            "parts": [{"text": "needs input"}]}})
+    };
+    let v = rpc(&gw, "SendMessage", paused("a")).await;
+    let task = &v["result"]["task"];
+    assert_eq!(task["status"]["state"], "TASK_STATE_INPUT_REQUIRED", "{v}");
+    let id = task["id"].as_str().unwrap().to_string();
+
+    let subs: Vec<_> = (0..2)
+        .map(|_| {
+            let (base, id) = (gw.base.clone(), id.clone());
+            tokio::spawn(async move {
+                stream_as(&base, CLIENT_KEY, "SubscribeToTask", json!({"id": id})).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The message that resumes it (the TCK's default scenario completes).
+    let resume = json!({"message": {"messageId": "tck-complete-task-b", "role": "ROLE_USER",
+                                    "taskId": id, "parts": [{"text": "Complete"}]}});
+    let v = rpc(&gw, "SendMessage", resume).await;
+    assert_eq!(
+        v["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{v}"
+    );
+    let mut streams = Vec::new();
+    for s in subs {
+        streams.push(s.await.unwrap());
+    }
+    let states = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| {
+                let r = &e["result"];
+                r["task"]["status"]["state"]
+                    .as_str()
+                    .or(r["statusUpdate"]["status"]["state"].as_str())
+                    .unwrap_or("artifact")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        states(&streams[0]),
+        [
+            "TASK_STATE_INPUT_REQUIRED",
+            "TASK_STATE_WORKING",
+            "TASK_STATE_COMPLETED"
+        ],
+        "{:?}",
+        streams[0]
+    );
+    let strip =
+        |events: &[Value]| -> Vec<Value> { events.iter().map(|e| e["result"].clone()).collect() };
+    assert_eq!(
+        strip(&streams[0]),
+        strip(&streams[1]),
+        "both streams saw the same events"
+    );
+    // Now terminal: nothing left to subscribe to.
+    assert_eq!(
+        code(&rpc(&gw, "SubscribeToTask", json!({"id": id})).await),
+        -32004
+    );
+
+    // 0.3: a resubscribe to a waiting task ends with the cancel that ends it.
+    let v = rpc(&gw, "SendMessage", paused("c")).await;
+    let id = v["result"]["task"]["id"].as_str().unwrap().to_string();
+    let sub = tokio::spawn({
+        let (base, id) = (gw.base.clone(), id.clone());
+        async move { stream_as(&base, CLIENT_KEY, "tasks/resubscribe", json!({"id": id})).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = rpc(&gw, "tasks/cancel", json!({"id": id})).await;
+    assert_eq!(c["result"]["status"]["state"], "canceled", "{c}");
+    let events = sub.await.unwrap();
+    assert_eq!(events[0]["result"]["kind"], "task", "{events:?}");
+    assert_eq!(events[0]["result"]["status"]["state"], "input-required");
+    let last = &events.last().unwrap()["result"];
+    assert_eq!(
+        (last["kind"].as_str(), last["final"].as_bool()),
+        (Some("status-update"), Some(true))
+    );
+    assert_eq!(last["status"]["state"], "canceled");
+    gw.stop().await;
+}

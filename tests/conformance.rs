@@ -3,9 +3,10 @@
 //! - the A2A TCK (a2aproject/a2a-tck), branch 1.0-dev on the JSON-RPC
 //!   binding and branch 0.3.x (its `mandatory` category), from
 //!   `../shared/conformance`, in virtualenvs the test command makes;
-//! - the MCP conformance suite (`@modelcontextprotocol/conformance`, its
-//!   server scenarios) on Node 22, against `/mcp`, with the baseline of
-//!   known failures in `tests/conformance/mcp-expected-failures.yml`.
+//! - the MCP conformance suite (`@modelcontextprotocol/conformance`, every
+//!   server scenario) on Node 22, against `/mcp`, and against
+//!   `omniroute --mcp` over stdio (in-process, and bridged to a running
+//!   gateway) through a test-side HTTP adapter (`tests/support/stdio_http.rs`).
 //!
 //! `scripts/test.sh` installs the tools and sets OMNIROUTE_TCK10_PYTHON,
 //! OMNIROUTE_TCK03_PYTHON, OMNIROUTE_NODE22 and OMNIROUTE_MCP_CONFORMANCE;
@@ -17,6 +18,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+// Only this test needs the stdio adapter: kept out of the shared `support`.
+#[path = "support/stdio_http.rs"]
+mod stdio_http;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -179,6 +183,36 @@ async fn a2a_tck_0_3_mandatory_passes() {
     assert!(summary(&out).contains(" passed"), "{out}");
 }
 
+/// Run every server scenario of the MCP suite (`--suite all`: the active
+/// ones and the two pending, json-schema-2020-12 and server-sse-polling)
+/// against `url`; fail on any failed check.
+fn mcp_suite(node: &str, suite: &str, url: &str, out: &std::path::Path) -> Command {
+    let mut cmd = Command::new(node);
+    cmd.current_dir(out)
+        .arg(suite)
+        .args(["server", "--suite", "all", "--url", url])
+        .arg("-o")
+        .arg(out.join("mcp-results"));
+    cmd
+}
+
+/// The suite's closing line, e.g. "Total: 46 passed, 0 failed", checked for
+/// zero failures and 32 scenarios.
+fn mcp_totals(out: &str, what: &str) {
+    let total = out
+        .lines()
+        .find(|l| l.starts_with("Total:"))
+        .unwrap_or("")
+        .to_string();
+    let scenarios = out
+        .lines()
+        .filter(|l| l.starts_with('\u{2713}') || l.starts_with('\u{2717}'))
+        .count();
+    eprintln!("{what}: {scenarios} scenarios, {total}");
+    assert!(total.ends_with(" 0 failed"), "{out}");
+    assert_eq!(scenarios, 32, "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_conformance_server_scenarios_pass_on_http() {
     let (Some(node), Some(suite)) = (tool("OMNIROUTE_NODE22"), tool("OMNIROUTE_MCP_CONFORMANCE"))
@@ -188,27 +222,93 @@ async fn mcp_conformance_server_scenarios_pass_on_http() {
     let up = FakeUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let gw = gateway(&up, &dir);
-    let mut cmd = Command::new(&node);
-    cmd.current_dir(dir.path())
-        .arg(&suite)
-        .args(["server", "--url", &gw.url("/mcp")])
-        .arg("--expected-failures")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/conformance/mcp-expected-failures.yml"
-        ))
-        .arg("-o")
-        .arg(dir.path().join("mcp-results"));
+    let mut cmd = mcp_suite(&node, &suite, &gw.url("/mcp"), dir.path());
     let out = tokio::task::spawn_blocking(move || run(&mut cmd, "MCP conformance (/mcp)", &gw))
         .await
         .unwrap();
-    let total = out
-        .lines()
-        .find(|l| l.starts_with("Total:"))
-        .unwrap_or("")
-        .to_string();
-    // The run fails on any failure outside the baseline, and on a baseline
-    // entry that passes; the baseline lists the fixture scenarios not served yet.
-    eprintln!("MCP conformance (/mcp): {total}");
-    assert!(total.contains(" passed"), "{out}");
+    mcp_totals(&out, "MCP conformance (/mcp)");
+}
+
+/// `omniroute --mcp` (stdio) behind the test-side HTTP adapter
+/// (`tests/support/stdio_http.rs`): one process per session.
+async fn mcp_over_stdio(
+    node: &str,
+    suite: &str,
+    data: &std::path::Path,
+    extra: &[&str],
+    what: &str,
+) {
+    let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let data = data.to_path_buf();
+    let spawn: stdio_http::Spawn = std::sync::Arc::new(move || {
+        let mut c = tokio::process::Command::new(support::binary_path());
+        c.arg("--data-dir")
+            .arg(&data)
+            .args(["--log-level", "warn"])
+            .args(&args)
+            .arg("--mcp")
+            .env_remove("PORT");
+        c
+    });
+    let logs = tempfile::tempdir().unwrap();
+    let adapter = stdio_http::StdioHttp::start(spawn, logs.path().to_path_buf()).await;
+    let mut cmd = mcp_suite(node, suite, &adapter.url, logs.path());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{text}\n--- omniroute --mcp stderr ---\n{}",
+        adapter.stderr()
+    );
+    mcp_totals(&text, what);
+    assert!(adapter.sessions_started() >= 30, "one process per scenario");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_conformance_server_scenarios_pass_on_stdio() {
+    let (Some(node), Some(suite)) = (tool("OMNIROUTE_NODE22"), tool("OMNIROUTE_MCP_CONFORMANCE"))
+    else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gateway.toml");
+    std::fs::write(&cfg, example_config(&up.base_url())).unwrap();
+    // No gateway on this data dir: the MCP server runs in each process.
+    let cfg = cfg.to_str().unwrap().to_string();
+    mcp_over_stdio(
+        &node,
+        &suite,
+        &dir.path().join("data"),
+        &["--config", &cfg, "--conformance-fixtures"],
+        "MCP conformance (omniroute --mcp, in-process)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_conformance_server_scenarios_pass_on_stdio_bridged() {
+    let (Some(node), Some(suite)) = (tool("OMNIROUTE_NODE22"), tool("OMNIROUTE_MCP_CONFORMANCE"))
+    else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A gateway runs on the data dir: each `omniroute --mcp` relays to its /mcp.
+    let gw = gateway(&up, &dir);
+    mcp_over_stdio(
+        &node,
+        &suite,
+        &dir.path().join("data"),
+        &[],
+        "MCP conformance (omniroute --mcp, bridged to the running gateway)",
+    )
+    .await;
+    drop(gw);
 }

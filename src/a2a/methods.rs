@@ -456,23 +456,112 @@ async fn stream_send(ctx: &Ctx, params: &Value) -> Result<Answer, RpcError> {
     )))
 }
 
+/// SubscribeToTask / tasks/resubscribe: any task not in a terminal state
+/// (A2A 1.0 §3.1.6), running or waiting for input. The stream starts with
+/// the task as it stands. A waiting task's stream then waits for the
+/// message that resumes it (or a cancel). On 1.0 the stream follows the task
+/// across input-required pauses and ends at a terminal state; on 0.3 it ends
+/// with the run's `final` event, as that version's clients expect.
 async fn subscribe(ctx: &Ctx, params: &Value) -> Result<Answer, RpcError> {
     let (id, _) = wire::decode_task_id(params)?;
-    let t = load(ctx, &id).await?;
-    if t.status.state.is_terminal() {
-        return Err(RpcError::Unsupported(format!(
-            "task {id} is {}; there is nothing left to stream (use GetTask)",
-            t.status.state.as_str()
-        )));
-    }
-    let Some(live) = ctx.agent.live.get(&ctx.owner, &id) else {
-        return Err(RpcError::Unsupported(format!(
-            "task {id} is {} and not running; send a message to continue it",
-            t.status.state.as_str()
-        )));
+    let live_set = ctx.agent.live.clone();
+    // Follow first, then look: a run that starts in between is not missed.
+    let news = live_set.follow(&ctx.owner, &id);
+    let (head, run) = match live_set.get(&ctx.owner, &id) {
+        Some(run) => {
+            let (first, rx) = run.subscribe();
+            (first, Some((run, rx)))
+        }
+        None => {
+            let t = load(ctx, &id).await?;
+            if t.status.state.is_terminal() {
+                return Err(RpcError::Unsupported(format!(
+                    "task {id} is {}; there is nothing left to stream (use GetTask)",
+                    t.status.state.as_str()
+                )));
+            }
+            (t, None)
+        }
     };
-    let (first, rx) = live.subscribe();
-    Ok(Answer::Stream(task_stream(ctx.dialect, first, rx)))
+    Ok(Answer::Stream(subscription(ctx.dialect, head, run, news)))
+}
+
+type Run = (
+    Arc<runner::LiveTask>,
+    tokio::sync::broadcast::Receiver<TaskEvent>,
+);
+
+fn subscription(
+    dialect: Dialect,
+    head: Task,
+    run: Option<Run>,
+    mut news: tokio::sync::mpsc::UnboundedReceiver<runner::Resumed>,
+) -> BoxStream<'static, Value> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
+    tokio::spawn(async move {
+        if tx.send(dialect.stream_task(&head)).await.is_err() {
+            return;
+        }
+        let mut task = head;
+        let mut run = run;
+        let mut followed: Option<Arc<runner::LiveTask>> = None;
+        loop {
+            if let Some((live, mut events)) = run.take() {
+                followed = Some(live);
+                loop {
+                    let ev = match events.recv().await {
+                        Ok(ev) => ev,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(
+                                skipped = n,
+                                "A2A subscriber fell behind; events dropped"
+                            );
+                            continue;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    };
+                    let is_final = matches!(ev, TaskEvent::Status { is_final: true, .. });
+                    if let TaskEvent::Status { status, .. } = &ev {
+                        task.status = status.clone();
+                    }
+                    if tx.send(dialect.event(&task, &ev)).await.is_err() {
+                        return;
+                    }
+                    if is_final {
+                        if task.status.state.is_terminal() || matches!(dialect, Dialect::V03) {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+            // Waiting for input: until a message resumes the task or a cancel ends it.
+            let next = tokio::select! {
+                n = news.recv() => n,
+                () = tx.closed() => return,
+            };
+            match next {
+                Some(runner::Resumed::Run(live, first, events)) => {
+                    // The run this stream started on may be announced too.
+                    if followed.as_ref().is_some_and(|f| Arc::ptr_eq(f, &live)) {
+                        continue;
+                    }
+                    task = first;
+                    run = Some((live, events));
+                }
+                Some(runner::Resumed::Ended(t)) => {
+                    let ev = TaskEvent::Status {
+                        status: t.status.clone(),
+                        is_final: true,
+                    };
+                    let _ = tx.send(dialect.event(&t, &ev)).await;
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
 }
 
 async fn get_task(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
@@ -514,6 +603,8 @@ async fn cancel_task(ctx: &Ctx, params: &Value) -> Result<Value, RpcError> {
     tasks::save_task(&ctx.agent.gw, &ctx.owner, &t)
         .await
         .map_err(ops_error)?;
+    // Streams subscribed while it waited end with this state.
+    ctx.agent.live.ended(&ctx.owner, &t);
     Ok(ctx.dialect.task(&t, true))
 }
 

@@ -2,6 +2,11 @@
 //! artifact events to subscribers (streams), writes its state to the store
 //! at every status change, and can be canceled. A task outlives the request
 //! that started it (a dropped stream does not stop it).
+//!
+//! A task waiting for input runs nothing, yet a client may subscribe to it
+//! (A2A 1.0 §3.1.6: any task not in a terminal state): such subscribers
+//! wait here until a message resumes the task (they get the new run's
+//! events from its first one) or a cancel ends it.
 
 use super::skills::{self, Input};
 use super::wire::TaskEvent;
@@ -10,15 +15,27 @@ use crate::ops::tasks::{self, Artifact, Message, Part, Task, TaskState, TaskStat
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 const EVENT_BUFFER: usize = 1024;
+
+/// What a subscriber waiting on a paused task hears next.
+pub enum Resumed {
+    /// A message resumed it: the new run, its first snapshot and every event after.
+    Run(Arc<LiveTask>, Task, broadcast::Receiver<TaskEvent>),
+    /// It ended without running (canceled while waiting for input).
+    Ended(Task),
+}
+
+/// Subscribers waiting for a paused task, by (owner, task id).
+type Waiters = HashMap<(String, String), Vec<mpsc::UnboundedSender<Resumed>>>;
 
 /// The running tasks of this process.
 #[derive(Default)]
 pub struct Live {
     tasks: Mutex<HashMap<String, Arc<LiveTask>>>,
+    waiters: Mutex<Waiters>,
 }
 
 impl Live {
@@ -32,10 +49,45 @@ impl Live {
             .cloned()
     }
 
+    /// Be told each time task `id` of `owner` runs again or ends without
+    /// running, for as long as the receiver lives.
+    pub fn follow(&self, owner: &str, id: &str) -> mpsc::UnboundedReceiver<Resumed> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut w) = self.waiters.lock() {
+            w.retain(|_, list| {
+                list.retain(|t| !t.is_closed());
+                !list.is_empty()
+            });
+            w.entry((owner.to_string(), id.to_string()))
+                .or_default()
+                .push(tx);
+        }
+        rx
+    }
+
+    fn tell(&self, owner: &str, id: &str, news: impl Fn() -> Resumed) {
+        if let Ok(mut w) = self.waiters.lock() {
+            if let Some(list) = w.get_mut(&(owner.to_string(), id.to_string())) {
+                list.retain(|t| t.send(news()).is_ok());
+            }
+        }
+    }
+
+    /// A paused task ended without running: tell its subscribers.
+    pub fn ended(&self, owner: &str, t: &Task) {
+        self.tell(owner, &t.id, || Resumed::Ended(t.clone()));
+    }
+
+    /// Register a run before it starts (its subscribers then see every
+    /// event from the first), then tell those following the task.
     fn insert(&self, t: Arc<LiveTask>) {
         if let Ok(mut m) = self.tasks.lock() {
-            m.insert(t.id.clone(), t);
+            m.insert(t.id.clone(), t.clone());
         }
+        self.tell(&t.owner, &t.id, || {
+            let (first, rx) = t.subscribe();
+            Resumed::Run(t.clone(), first, rx)
+        });
     }
 
     fn remove(&self, id: &str) {

@@ -6,8 +6,10 @@
 //!
 //! The credential is the random local token the gateway writes into its
 //! `gateway.json` (mode 0600), so only users who can read the data dir can
-//! use it. Server-initiated messages outside a request (the GET stream) are
-//! not relayed: this server sends none.
+//! use it. Once the session is initialized the bridge also holds the
+//! session's GET stream open and relays what arrives on it: the messages
+//! that belong to no request (`notifications/message` log lines,
+//! `notifications/resources/updated`).
 
 use super::stdio::{read_lines, write_lines, StdioError};
 use crate::server::{RuntimeInfo, RUNTIME_FILE};
@@ -71,6 +73,8 @@ struct Relay {
     gw: RunningGateway,
     session: Mutex<Session>,
     out: mpsc::Sender<Vec<u8>>,
+    /// The task relaying the session's GET stream.
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Relay MCP between `input`/`output` and a running gateway until `input` ends.
@@ -91,6 +95,7 @@ where
         gw,
         session: Mutex::new(Session::default()),
         out: out_tx,
+        listener: Mutex::new(None),
     });
     let mut in_flight = tokio::task::JoinSet::new();
     while let Some((raw, msg)) = msg_rx.recv().await {
@@ -101,7 +106,12 @@ where
             in_flight.spawn(async move { relay.post(raw, msg).await });
         } else {
             // Notifications and responses keep their order relative to what follows.
+            let initialized =
+                msg.get("method").and_then(Value::as_str) == Some("notifications/initialized");
             relay.post(raw, msg).await;
+            if initialized {
+                relay.clone().listen();
+            }
         }
         while in_flight.try_join_next().is_some() {}
     }
@@ -110,6 +120,9 @@ where
         while in_flight.join_next().await.is_some() {}
     })
     .await;
+    if let Some(task) = relay.listener.lock().ok().and_then(|mut l| l.take()) {
+        task.abort();
+    }
     relay.end_session().await;
     drop(relay);
     let _ = writer.await;
@@ -284,6 +297,50 @@ impl Relay {
                         self.forward(v, is_initialize).await;
                     }
                 }
+            }
+        }
+    }
+
+    /// Relay the session's GET stream until it ends for good: reopened
+    /// (after a pause) when it drops, given up when the gateway refuses it
+    /// (405: no such stream; 4xx: the session is gone).
+    fn listen(self: Arc<Self>) {
+        let has_session = self.session.lock().is_ok_and(|s| s.id.is_some());
+        if !has_session {
+            return; // A stateless session has no GET stream.
+        }
+        let relay = self.clone();
+        let task = tokio::spawn(async move {
+            let mut failures = 0u32;
+            while failures < 5 {
+                let mut req = relay.client.get(&relay.gw.mcp_url);
+                let probe = json!({"method": "GET"});
+                for (k, v) in relay.headers(&probe) {
+                    if !matches!(k, "content-type" | "accept" | "mcp-method" | "mcp-name") {
+                        req = req.header(k, v);
+                    }
+                }
+                let resp = match req.header("accept", "text/event-stream").send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "MCP GET stream failed");
+                        failures += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if !resp.status().is_success() {
+                    tracing::debug!(status = %resp.status(), "the gateway has no GET stream for this session");
+                    return;
+                }
+                failures = 0;
+                relay.relay_sse(resp, false).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        if let Ok(mut l) = self.listener.lock() {
+            if let Some(old) = l.replace(task) {
+                old.abort();
             }
         }
     }

@@ -7,25 +7,35 @@
 
 pub mod access;
 mod bridge;
+mod completion;
+pub mod fixtures;
+mod paging;
 mod prompts;
 mod resources;
 mod routing_tools;
+mod session;
 pub mod stdio;
+mod subscriptions;
 mod tools;
 pub mod types;
 
 use crate::gateway::Gateway;
 use crate::ops::OpsError;
+use rmcp::handler::server::prompt::PromptContext;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
+#[allow(deprecated)] // SetLevelRequestParams: MCP logging, see `session`.
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig,
+    CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
-use rmcp::{prompt_handler, tool_handler, ErrorData, RoleServer, ServerHandler};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use session::Session;
 use std::sync::Arc;
 
 pub use types::*;
@@ -45,20 +55,38 @@ pub struct OmnirouteMcp {
     pub(crate) gw: Arc<Gateway>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
+    /// This session's log level and subscriptions.
+    pub(crate) session: Arc<Session>,
 }
 
 impl OmnirouteMcp {
+    /// A server for one session (each stdio process, each HTTP session).
     pub fn new(gw: Arc<Gateway>) -> OmnirouteMcp {
         OmnirouteMcp {
             gw,
             tool_router: clean_schemas(Self::ops_tools() + Self::routing_tools()),
             prompt_router: Self::prompt_router(),
+            session: Arc::new(Session::default()),
         }
     }
 
-    /// Every tool as advertised (name, description, input and output schemas).
-    pub fn tools(&self) -> Vec<rmcp::model::Tool> {
-        self.tool_router.list_all()
+    /// Whether the conformance suite's fixtures are served (`--conformance-fixtures`).
+    fn fixtures_on(&self) -> bool {
+        self.gw.settings.conformance_fixtures
+    }
+
+    /// Every tool as advertised (name, description, input and output
+    /// schemas), the fixtures last when they are on.
+    pub fn tools(&self) -> Vec<Tool> {
+        let mut tools = self.tool_router.list_all();
+        if self.fixtures_on() {
+            tools.extend(fixtures::tools());
+        }
+        tools
+    }
+
+    fn page_size(&self) -> usize {
+        self.gw.settings.mcp_page_size
     }
 
     /// The tools as clients see them in `tools/list`, sorted by name: checked
@@ -97,15 +125,34 @@ pub(crate) fn tool_error(e: OpsError) -> String {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-#[prompt_handler(router = self.prompt_router)]
+/// Cache hints for list results on 2026-07-28 and later (SEP-2549): fresh
+/// for no time (the lists follow live configuration), cacheable by anyone
+/// (they do not depend on the caller). Older revisions get neither field.
+fn cache_hints(ctx: &RequestContext<RoleServer>) -> (Option<u64>, Option<CacheScope>) {
+    let modern = ctx
+        .protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+    (modern.then_some(0), modern.then_some(CacheScope::Public))
+}
+
+fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
+    request.as_ref().and_then(|r| r.cursor.as_deref())
+}
+
+// Logging (`logging/setLevel`, `notifications/message`) and the legacy
+// subscribe methods are deprecated in rmcp for 2026-07-28 (SEP-2577) but
+// belong to every handshake revision clients use.
+#[allow(deprecated)]
 impl ServerHandler for OmnirouteMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
-                .enable_tools()
+                .enable_logging()
+                .enable_completions()
                 .enable_prompts()
                 .enable_resources()
+                .enable_resources_subscribe()
+                .enable_tools()
                 .build(),
         )
         .with_server_info(
@@ -115,12 +162,37 @@ impl ServerHandler for OmnirouteMcp {
         .with_instructions(INSTRUCTIONS)
     }
 
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let (tools, next_cursor) = paging::page(self.tools(), cursor(&request), self.page_size())?;
+        let (ttl_ms, cache_scope) = cache_hints(&context);
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = next_cursor;
+        result.ttl_ms = ttl_ms;
+        result.cache_scope = cache_scope;
+        Ok(result)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        if let Some(t) = self.tool_router.get(name) {
+            return Some(t.clone());
+        }
+        if self.fixtures_on() && fixtures::is_tool(name) {
+            return fixtures::tools().into_iter().find(|t| t.name == name);
+        }
+        None
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if !self.tool_router.has_route(&request.name) {
+        let fixture = self.fixtures_on() && fixtures::is_tool(&request.name);
+        if !fixture && !self.tool_router.has_route(&request.name) {
             let known: Vec<String> = self
                 .tools()
                 .into_iter()
@@ -143,26 +215,80 @@ impl ServerHandler for OmnirouteMcp {
                 .into(),
             );
         }
+        if fixture {
+            let name = request.name.to_string();
+            return fixtures::call(self, &name, request.arguments, context)
+                .await
+                .map(Into::into);
+        }
         let call = ToolCallContext::new(self, request, context);
         self.tool_router.call(call).await
     }
 
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let mut prompts = self.prompt_router.list_all();
+        if self.fixtures_on() {
+            prompts.extend(fixtures::prompts());
+        }
+        let (prompts, next_cursor) = paging::page(prompts, cursor(&request), self.page_size())?;
+        let (ttl_ms, cache_scope) = cache_hints(&context);
+        let mut result = ListPromptsResult::with_all_items(prompts);
+        result.next_cursor = next_cursor;
+        result.ttl_ms = ttl_ms;
+        result.cache_scope = cache_scope;
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if self.fixtures_on() && fixtures::is_prompt(&request.name) {
+            return fixtures::get_prompt(&request.name, request.arguments).map(Into::into);
+        }
+        let prompt = PromptContext::new(self, request.name, request.arguments, context);
+        self.prompt_router.get_prompt(prompt).await
+    }
+
     async fn list_resources(
         &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(resources::list()))
+        let mut all = resources::list();
+        if self.fixtures_on() {
+            all.extend(fixtures::resources());
+        }
+        let (items, next_cursor) = paging::page(all, cursor(&request), self.page_size())?;
+        let (ttl_ms, cache_scope) = cache_hints(&context);
+        let mut result = ListResourcesResult::with_all_items(items);
+        result.next_cursor = next_cursor;
+        result.ttl_ms = ttl_ms;
+        result.cache_scope = cache_scope;
+        Ok(result)
     }
 
     async fn list_resource_templates(
         &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(ListResourceTemplatesResult::with_all_items(
-            resources::templates(),
-        ))
+        let mut all = resources::templates();
+        if self.fixtures_on() {
+            all.extend(fixtures::templates());
+        }
+        let (items, next_cursor) = paging::page(all, cursor(&request), self.page_size())?;
+        let (ttl_ms, cache_scope) = cache_hints(&context);
+        let mut result = ListResourceTemplatesResult::with_all_items(items);
+        result.next_cursor = next_cursor;
+        result.ttl_ms = ttl_ms;
+        result.cache_scope = cache_scope;
+        Ok(result)
     }
 
     async fn read_resource(
@@ -176,8 +302,57 @@ impl ServerHandler for OmnirouteMcp {
                 &format!("reading {}", request.uri),
             )
             .map_err(|e| ErrorData::invalid_request(e.to_string(), None))?;
+        if self.fixtures_on() {
+            if let Some(r) = fixtures::read(&request.uri) {
+                return r.map(Into::into);
+            }
+        }
         resources::read(&self.gw, &request.uri)
             .await
             .map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        access::principal(&context)
+            .require(
+                crate::access::Scope::Read,
+                &format!("following {}", request.uri),
+            )
+            .map_err(|e| ErrorData::invalid_request(e.to_string(), None))?;
+        let fp = subscriptions::fingerprint(&self.gw, self.fixtures_on(), &request.uri).await?;
+        self.session.subscribe(&request.uri, fp);
+        subscriptions::ensure_watcher(self.gw.clone(), self.session.clone(), context.peer);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // Unsubscribing from something not followed is harmless: nothing to stop.
+        self.session.unsubscribe(&request.uri);
+        Ok(())
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.session.set_level(request.level);
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        completion::complete(&self.gw, self.fixtures_on(), request).await
     }
 }

@@ -8,6 +8,7 @@ use rmcp::ErrorData;
 
 pub const HEALTH_URI: &str = "omniroute://health";
 pub const COMBO_PREFIX: &str = "omniroute://combos/";
+pub const COMBO_TEMPLATE: &str = "omniroute://combos/{name}";
 
 pub fn list() -> Vec<Resource> {
     vec![Resource::new(HEALTH_URI, "health")
@@ -17,12 +18,10 @@ pub fn list() -> Vec<Resource> {
 }
 
 pub fn templates() -> Vec<ResourceTemplate> {
-    vec![
-        ResourceTemplate::new(format!("{COMBO_PREFIX}{{name}}"), "combo")
-            .with_title("omniroute combo")
-            .with_description("A combo (named routing plan) by name, as JSON")
-            .with_mime_type("application/json"),
-    ]
+    vec![ResourceTemplate::new(COMBO_TEMPLATE, "combo")
+        .with_title("omniroute combo")
+        .with_description("A combo (named routing plan) by name, as JSON")
+        .with_mime_type("application/json")]
 }
 
 pub async fn read(gw: &Gateway, uri: &str) -> Result<ReadResourceResult, ErrorData> {

@@ -1,6 +1,7 @@
 //! The tools built on existing ops: each body is one ops call and a mapping
 //! of its result into structured content (or an `isError` result).
 
+use super::session::Progress;
 use super::{tool_error, AuditOutput, ModelsOutput, OmnirouteMcp, ProvidersOutput};
 use crate::ops;
 use crate::ops::audit::AuditQuery;
@@ -10,10 +11,17 @@ use crate::ops::models::ListModelsInput;
 use crate::ops::providers::ListProvidersInput;
 use crate::ops::route::{RouteAnswer, RouteRequest};
 use rmcp::handler::server::wrapper::Parameters;
+#[allow(deprecated)] // MCP logging: see `super::session`.
+use rmcp::model::LoggingLevel;
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router, Json, RoleServer};
+use serde_json::json;
+
+/// The `logger` of the log messages these tools send.
+const LOGGER: &str = "omniroute.route";
 
 #[tool_router(router = ops_tools, vis = "pub(super)")]
+#[allow(deprecated)] // MCP logging levels: see `super::session`.
 impl OmnirouteMcp {
     #[tool(
         name = "omniroute_get_health",
@@ -97,10 +105,70 @@ impl OmnirouteMcp {
         Parameters(req): Parameters<RouteRequest>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<RouteAnswer>, String> {
-        ops::route::route_chat(&self.gw, req, super::access::principal(&ctx).key_id)
-            .await
-            .map(Json)
-            .map_err(tool_error)
+        let mut progress = Progress::of(&ctx);
+        let model = req.model.clone();
+        progress
+            .report(0.0, Some(1.0), format!("routing a request for {model}"))
+            .await;
+        let routed = tokio::select! {
+            r = ops::route::route_chat(&self.gw, req, super::access::principal(&ctx).key_id) => r,
+            // notifications/cancelled: dropping the call drops the upstream request.
+            () = ctx.ct.cancelled() => {
+                self.session
+                    .log(&ctx.peer, LoggingLevel::Notice, LOGGER, json!({
+                        "event": "cancelled", "model": model,
+                        "message": format!("request for {model} cancelled by the client"),
+                    }))
+                    .await;
+                return Err(format!("the request for {model} was cancelled by the client"));
+            }
+        };
+        match &routed {
+            Ok(a) => {
+                for failed in &a.route.failed {
+                    self.session
+                        .log(
+                            &ctx.peer,
+                            LoggingLevel::Warning,
+                            LOGGER,
+                            json!({
+                                "event": "fallback", "model": model, "message": failed,
+                            }),
+                        )
+                        .await;
+                }
+                let done = format!(
+                    "answered by {}/{} (account {}, {} attempt(s))",
+                    a.route.provider, a.route.model, a.route.account_id, a.route.attempts
+                );
+                self.session
+                    .log(
+                        &ctx.peer,
+                        LoggingLevel::Info,
+                        LOGGER,
+                        json!({
+                            "event": "routed", "model": model, "provider": a.route.provider,
+                            "routed_model": a.route.model, "attempts": a.route.attempts,
+                            "message": done,
+                        }),
+                    )
+                    .await;
+                progress.report(1.0, Some(1.0), done).await;
+            }
+            Err(e) => {
+                self.session
+                    .log(
+                        &ctx.peer,
+                        LoggingLevel::Error,
+                        LOGGER,
+                        json!({
+                            "event": "failed", "model": model, "message": e.to_string(),
+                        }),
+                    )
+                    .await;
+            }
+        }
+        routed.map(Json).map_err(tool_error)
     }
 
     #[tool(

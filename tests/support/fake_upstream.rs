@@ -21,7 +21,9 @@
 //! call to the first declared tool, its arguments split over several deltas),
 //! `thinking` (Anthropic: a signed thinking block, then text),
 //! `overloaded-stream` (Anthropic: 200, then an error as the first event) and
-//! `mid-error…` (some text, then an error event). The raw bodies and headers
+//! `mid-error…` (some text, then an error event); a Gemini request for
+//! structured output (`responseMimeType: application/json` with a schema)
+//! gets JSON that fits the schema. The raw bodies and headers
 //! of those calls are kept (`raw_bodies`, `headers`).
 
 use axum::body::Body;
@@ -45,6 +47,10 @@ pub struct Seen {
     /// Streams whose body was dropped before it ended (the client went away).
     pub streams_dropped: AtomicU64,
     pub streams_finished: AtomicU64,
+    /// `hang` requests whose client went away (the handler was dropped).
+    pub hangs_dropped: AtomicU64,
+    /// Gemini structured-output (JSON mode) requests answered.
+    pub json_answers: AtomicU64,
     /// Bodies as sent, and request headers (Anthropic, Gemini and Responses routes).
     pub raw_bodies: Mutex<Vec<bytes::Bytes>>,
     pub headers: Mutex<Vec<HeaderMap>>,
@@ -268,6 +274,13 @@ async fn chat(
             )
         }
         "hang" => {
+            struct Hung(Arc<Seen>);
+            impl Drop for Hung {
+                fn drop(&mut self) {
+                    self.0.hangs_dropped.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let _hung = Hung(seen.clone());
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
@@ -715,7 +728,25 @@ async fn gemini(
         }
         _ => {}
     }
-    let text = format!("echo: {}", last_text(body.get("contents"), "parts"));
+    let mut text = format!("echo: {}", last_text(body.get("contents"), "parts"));
+    // Structured output: with `responseMimeType: application/json` and a
+    // schema (`responseJsonSchema`, JSON Schema; or `responseSchema`, the
+    // OpenAPI subset with upper-case types), the API answers with one text
+    // part holding JSON that conforms to the schema (ai.google.dev/gemini-api/
+    // docs/structured-output). Gemini CLI's auto model asks this way for its
+    // routing decision (packages/core/src/core/baseLlmClient.ts generateJson,
+    // routing/strategies/classifierStrategy.ts: {reasoning, model_choice}).
+    let gen = &body["generationConfig"];
+    let json_mode = gen["responseMimeType"].as_str() == Some("application/json");
+    if json_mode {
+        let schema = gen
+            .get("responseJsonSchema")
+            .or_else(|| gen.get("responseSchema"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        text = schema_instance(&schema).to_string();
+        seen.json_answers.fetch_add(1, Ordering::SeqCst);
+    }
     let tool = body["tools"][0]["functionDeclarations"][0]["name"]
         .as_str()
         .unwrap_or("read_file")
@@ -757,11 +788,43 @@ async fn gemini(
             chunk(json!([{"text": text}]), None, None),
             "data: {\"error\":{\"code\":503,\"status\":\"UNAVAILABLE\",\"message\":\"The model is overloaded.\"}}\r\n\r\n".into(),
         ]),
+        _ if json_mode => sse(vec![chunk(json!([{"text": text}]), Some("STOP"), Some(&usage))]),
         _ => sse(vec![
             chunk(json!([{"text": text}]), None, None),
             chunk(json!([{"text": "[0]"}]), None, None),
             chunk(json!([{"text": "[1]"}]), Some("STOP"), Some(&usage)),
         ]),
+    }
+}
+
+/// A value that conforms to `schema` (JSON Schema, or Gemini's OpenAPI
+/// subset whose `type` is upper case): every property filled, the first
+/// `enum` value or `anyOf` branch, a number at its `minimum` (else 1).
+fn schema_instance(schema: &Value) -> Value {
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(first) = schema[key].as_array().and_then(|e| e.first()) {
+            return schema_instance(first);
+        }
+    }
+    let ty = schema["type"].as_str().unwrap_or("object").to_lowercase();
+    match ty.as_str() {
+        "object" => {
+            let mut out = serde_json::Map::new();
+            if let Some(props) = schema["properties"].as_object() {
+                for (name, s) in props {
+                    out.insert(name.clone(), schema_instance(s));
+                }
+            }
+            Value::Object(out)
+        }
+        "array" => json!([schema_instance(&schema["items"])]),
+        "integer" => json!(schema["minimum"].as_i64().unwrap_or(1)),
+        "number" => json!(schema["minimum"].as_f64().unwrap_or(1.0)),
+        "boolean" => json!(true),
+        _ => json!("fake upstream structured answer"),
     }
 }
 
