@@ -785,6 +785,18 @@ async fn responses(
             "rate_limit_exceeded",
         );
     }
+    if model == "fail-context" {
+        // OpenAI Responses' answer to an input past the window (400, code
+        // `context_length_exceeded`, param `input`), as Codex CLI and SDK
+        // users report it (e.g. github.com/dyad-sh/dyad/issues/1672).
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {
+                "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+                "type": "invalid_request_error", "param": "input", "code": "context_length_exceeded"}})),
+        )
+            .into_response();
+    }
     // The text of the last input message.
     let last = body["input"].as_array().and_then(|i| {
         i.iter()
