@@ -118,6 +118,11 @@ pub async fn run(
     let state = AppState::new(gw.clone()).with_shutdown(shutdown.clone());
     write_runtime_file(&gw, addr, state.local_token()).await;
     let watcher = gw.spawn_watcher(shutdown.child_token());
+    let retention = crate::store::retention::spawn(
+        gw.store.clone(),
+        gw.settings.store.retention.clone(),
+        shutdown.child_token(),
+    );
     let app = router(state);
     // Small SSE chunks must leave at once: Nagle plus delayed ACKs would hold
     // each partial write for up to 40 ms.
@@ -150,6 +155,7 @@ pub async fn run(
         }
     }
     watcher.abort();
+    retention.abort();
     let h = &gw.metrics.overhead;
     tracing::info!(
         requests = h.count(),

@@ -438,6 +438,67 @@ async fn responses_are_stored_and_continue_with_previous_response_id() {
     assert_eq!(third.status(), 200);
     let sent = up.seen.bodies.lock().unwrap().last().cloned().unwrap();
     assert_eq!(sent["messages"].as_array().unwrap().len(), 5, "{sent}");
+    let id3 = third.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Each stored row is its own turn (input + output), linked to the one
+    // before: n turns take O(n) space, not the whole history each time.
+    gw.gw.store.flush().await.unwrap();
+    let ids = [id1.clone(), id2.clone(), id3.clone()];
+    let rows = gw
+        .gw
+        .store
+        .read(move |c| {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(c.query_row(
+                    "SELECT json_array_length(items), previous_id, root_id FROM responses WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?)),
+                )?);
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (2, None, id1.clone()),
+            (2, Some(id1.clone()), id1.clone()),
+            (2, Some(id2.clone()), id1.clone()),
+        ]
+    );
+    // A turn lost from the middle is named when the chain is followed.
+    let gone = id2.clone();
+    gw.gw
+        .store
+        .write(move |tx| {
+            tx.execute("DELETE FROM responses WHERE id = ?1", [&gone])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let r =
+        post(json!({"model": "mock/gpt-4o-mini", "previous_response_id": id3, "input": "More?"}))
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&id2) && message.contains("no longer stored"),
+        "{v}"
+    );
+    let r = client()
+        .get(gw.url(&format!("/v1/responses/{id3}")))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 
     // store: false keeps nothing; unknown ids are 404 in OpenAI's shape.
     let unstored: Value = post(json!({"model": "mock/gpt-4o-mini", "input": "x", "store": false}))
