@@ -61,6 +61,69 @@ pub struct StoreSection {
     /// `/health` degraded). Unset: no cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_db_bytes: Option<u64>,
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// `[store.retention]`: how long rows are kept, each a duration ("30d",
+/// "12h", "90s") or "forever"; a background task deletes older ones every
+/// `sweep_every`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Stored Responses (`previous_response_id`, `GET /v1/responses/{id}`): a
+    /// conversation is deleted once its newest turn is older (default "30d").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<String>,
+    /// Usage rows (usage and cost reports; monthly budgets need at least
+    /// "31d") (default "400d").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<String>,
+    /// Audit entries; the newest entry of each entity is kept whatever its
+    /// age, so `combos rollback` keeps working (default "365d").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<String>,
+    /// A2A tasks, by their last update (default "30d").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<String>,
+    /// How often old rows are looked for (default "1h").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_every: Option<String>,
+}
+
+impl RetentionSection {
+    /// The limits this section sets, defaults for what it leaves out.
+    pub fn resolve(&self) -> Result<crate::store::retention::Retention, String> {
+        let mut r = crate::store::retention::Retention::default();
+        let limit = |key: &str, v: &Option<String>, default: Option<std::time::Duration>| match v
+            .as_deref()
+            .map(str::trim)
+        {
+            None => Ok(default),
+            Some("forever") => Ok(None),
+            Some(s) => {
+                let d = parse_duration(&format!("store.retention.{key}"), s)?;
+                if d.is_zero() {
+                    return Err(format!(
+                            "store.retention.{key} = {s:?} would delete rows as soon as they are written; give a positive duration or \"forever\""
+                        ));
+                }
+                Ok(Some(d))
+            }
+        };
+        r.responses = limit("responses", &self.responses, r.responses)?;
+        r.usage = limit("usage", &self.usage, r.usage)?;
+        r.audit = limit("audit", &self.audit, r.audit)?;
+        r.tasks = limit("tasks", &self.tasks, r.tasks)?;
+        if let Some(s) = &self.sweep_every {
+            let d = parse_duration("store.retention.sweep_every", s)?;
+            if d.is_zero() {
+                return Err("store.retention.sweep_every must be positive".into());
+            }
+            r.sweep_every = d;
+        }
+        Ok(r)
+    }
 }
 
 /// Looks a client's model name up in a model map: the exact key, else the
@@ -285,6 +348,7 @@ impl FileConfig {
         if let Some(s) = &self.server.keep_alive {
             parse_duration("server.keep_alive", s)?;
         }
+        self.store.retention.resolve()?;
         crate::egress::EgressPolicy::new(&self.server.allowed_upstreams)?;
         if self.server.max_body_bytes == Some(0) {
             return Err("server.max_body_bytes must be positive".into());
@@ -430,5 +494,45 @@ models = ["gpt-4o-mini"]
         let mut cfg = FileConfig::parse(ISSUE_EXAMPLE).unwrap();
         cfg.server.shutdown_grace = Some("soon".into());
         assert!(cfg.validate().unwrap_err().contains("shutdown_grace"));
+    }
+
+    #[test]
+    fn retention_has_defaults_durations_and_forever() {
+        use std::time::Duration;
+        let day = Duration::from_secs(86_400);
+        let r = FileConfig::parse("")
+            .unwrap()
+            .store
+            .retention
+            .resolve()
+            .unwrap();
+        assert_eq!(r.responses, Some(day * 30));
+        assert_eq!(r.usage, Some(day * 400));
+        assert_eq!(r.audit, Some(day * 365));
+        assert_eq!(r.tasks, Some(day * 30));
+        assert_eq!(r.sweep_every, Duration::from_secs(3600));
+        let cfg = FileConfig::parse(
+            "[store.retention]\nresponses = \"7d\"\nusage = \"forever\"\ntasks = \"90s\"\nsweep_every = \"10m\"\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        let r = cfg.store.retention.resolve().unwrap();
+        assert_eq!(r.responses, Some(day * 7));
+        assert_eq!(r.usage, None);
+        assert_eq!(r.audit, Some(day * 365));
+        assert_eq!(r.tasks, Some(Duration::from_secs(90)));
+        assert_eq!(r.sweep_every, Duration::from_secs(600));
+        for (bad, says) in [
+            ("audit = \"soon\"", "store.retention.audit"),
+            ("usage = \"0s\"", "forever"),
+            ("sweep_every = \"0s\"", "sweep_every"),
+        ] {
+            let cfg = FileConfig::parse(&format!("[store.retention]\n{bad}\n")).unwrap();
+            let e = cfg.validate().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(FileConfig::parse("[store.retention]\nkeep = \"1d\"\n")
+            .unwrap_err()
+            .contains("keep"));
     }
 }

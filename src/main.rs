@@ -586,6 +586,7 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     s.allowed_upstreams = server.allowed_upstreams.clone();
     if let Some(f) = file {
         s.store.max_db_bytes = f.store.max_db_bytes;
+        s.store.retention = f.store.retention.resolve().map_err(anyhow::Error::msg)?;
     }
     s.allowed_origins = server.allowed_origins.clone();
     let dur = |key: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {

@@ -131,6 +131,11 @@ pub async fn run_with(
     let state = state.with_shutdown(shutdown.clone());
     write_runtime_file(&gw, addr, dashboard_addr, state.local_token()).await;
     let watcher = gw.spawn_watcher(shutdown.child_token());
+    let retention = crate::store::retention::spawn(
+        gw.store.clone(),
+        gw.settings.store.retention.clone(),
+        shutdown.child_token(),
+    );
     let backfill = {
         let gw = gw.clone();
         let serving_since = crate::store::now_ms();
@@ -176,6 +181,7 @@ pub async fn run_with(
     }
     backfill.abort();
     watcher.abort();
+    retention.abort();
     let h = &gw.metrics.overhead;
     tracing::info!(
         requests = h.count(),

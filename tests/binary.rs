@@ -372,3 +372,142 @@ fn cli_edits_combos_explains_routes_and_rolls_back() {
     let quota: Value = serde_json::from_str(&run(&["--json", "quota"])).unwrap();
     assert_eq!(quota["budgets"][0]["rule"]["scope_id"], "api-key");
 }
+
+/// `[store.retention]` with short limits: responses, usage rows, audit
+/// entries (but the newest of each entity) and A2A tasks are deleted by the
+/// gateway's background sweep once older than their limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_rows_past_their_limit() {
+    let up = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[store.retention]\nresponses = \"2s\"\nusage = \"2s\"\naudit = \"2s\"\ntasks = \"2s\"\nsweep_every = \"200ms\"\n",
+        example_config(&up.base_url())
+    );
+    let cfg = write_config(dir.path(), &text);
+    let data = dir.path().join("data");
+    let gw = Binary::start(&data, &["--config", &cfg]);
+    // Two changes to one combo (two audit entries), from the CLI.
+    for strategy in ["p2c", "random"] {
+        let out = run_binary(
+            &data,
+            &[
+                "combos",
+                "set",
+                "coding",
+                "--models",
+                "mock/gpt-4o-mini",
+                "--strategy",
+                strategy,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let post = |path: &str, body: Value| {
+        client()
+            .post(gw.url(path))
+            .bearer_auth(CLIENT_KEY)
+            .header("A2A-Version", "1.0")
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/v1/chat/completions",
+        json!({"model": "mock/gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let first: Value = post(
+        "/v1/responses",
+        json!({"model": "mock/gpt-4o-mini", "input": "hi"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let second: Value = post(
+        "/v1/responses",
+        json!({"model": "mock/gpt-4o-mini", "input": "again", "previous_response_id": first["id"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let task: Value = post(
+        "/a2a",
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+        "params": {"message": {"messageId": "m-1", "role": "ROLE_USER",
+            "parts": [{"text": "health"}], "metadata": {"skill": "health"}}}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(task["result"]["task"]["id"].is_string(), "{task}");
+
+    let db = rusqlite::Connection::open(data.join("omniroute.sqlite")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let counts = || {
+        (
+            count("SELECT COUNT(*) FROM responses"),
+            count("SELECT COUNT(*) FROM usage_events"),
+            count("SELECT COUNT(*) FROM a2a_tasks"),
+            count("SELECT COUNT(*) FROM audit_log WHERE entity = 'combo' AND entity_id = 'coding'"),
+        )
+    };
+    // Written (a sweep may have run, but nothing is 2 s old yet).
+    let (responses, usage, tasks, audit) = counts();
+    assert!(
+        responses >= 1 && usage >= 3 && tasks == 1 && audit >= 1,
+        "{:?}",
+        counts()
+    );
+    let audit_kinds = count("SELECT COUNT(DISTINCT entity || '/' || entity_id) FROM audit_log");
+    let newest_combo_change: String = db
+        .query_row(
+            "SELECT after FROM audit_log WHERE entity = 'combo' AND entity_id = 'coding' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(newest_combo_change.contains("random"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while counts() != (0, 0, 0, 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not swept: {:?}",
+            counts()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One entry per entity is left: the newest, so a rollback still has its before-image.
+    assert_eq!(count("SELECT COUNT(*) FROM audit_log"), audit_kinds);
+    let left: String = db
+        .query_row(
+            "SELECT after FROM audit_log WHERE entity = 'combo' AND entity_id = 'coding'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, newest_combo_change);
+    // The deleted conversation is gone for its follow-ups too.
+    let r = post(
+        "/v1/responses",
+        json!({"model": "mock/gpt-4o-mini", "input": "and?", "previous_response_id": second["id"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(gw
+        .stderr()
+        .contains("retention: deleted rows past their limit"));
+}

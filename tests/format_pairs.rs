@@ -13,6 +13,11 @@ use support::fake_upstream::FakeUpstream;
 use support::{client, example_config, InProcess, CLIENT_KEY};
 
 async fn gateway() -> (FakeUpstream, InProcess) {
+    gateway_with("").await
+}
+
+/// The gateway of `gateway()` with `extra` appended to its config.
+async fn gateway_with(extra: &str) -> (FakeUpstream, InProcess) {
     let up = FakeUpstream::start().await;
     let native = up.native_base_url();
     let base = up.base_url();
@@ -50,7 +55,7 @@ models = {models}
 [[combos]]
 name = "overloaded-then-gemini"
 models = ["claude/overloaded-stream", "gem/echo"]
-"#,
+{extra}"#,
         example_config(&base)
     );
     let gw = InProcess::start_with(&cfg, |s| {
@@ -571,6 +576,68 @@ async fn upstream_errors_before_and_after_the_first_byte() {
     assert_eq!(r.status(), 502);
     let v: Value = r.json().await.unwrap();
     assert!(v["error"]["status"].is_string(), "{v}");
+    gw.stop().await;
+}
+
+/// A prompt too long for the first target of a combo moves on to the next
+/// one, whatever format the first upstream speaks (each says it in its own
+/// words: OpenAI's `context_length_exceeded`, Anthropic's "prompt is too
+/// long", Gemini's "exceeds the maximum number of tokens", Responses'
+/// "exceeds the context window").
+#[tokio::test]
+async fn context_overflow_falls_back_to_the_next_target_for_every_upstream_format() {
+    let combos: String = UPSTREAMS
+        .iter()
+        .map(|(prefix, _)| {
+            format!(
+                "\n[[combos]]\nname = \"ctx-{prefix}\"\nmodels = [\"{prefix}/fail-context\", \"oai/echo\"]\n"
+            )
+        })
+        .collect();
+    let (up, gw) = gateway_with(&combos).await;
+    for (prefix, format) in UPSTREAMS {
+        for stream in [false, true] {
+            let what = format!("{format} upstream (stream {stream})");
+            let r = ask(
+                &gw,
+                Client::Chat,
+                &format!("ctx-{prefix}"),
+                stream,
+                "hi",
+                false,
+            )
+            .await;
+            assert_eq!(r.status(), 200, "{what}: {:?}", r.text().await);
+            let h = r.headers().clone();
+            assert_eq!(h["x-omniroute-attempts"], "2", "{what}");
+            assert_eq!(h["x-omniroute-provider"], "oai", "{what}");
+            let failed = h["x-omniroute-failed"].to_str().unwrap().to_string();
+            assert!(failed.contains("HTTP 400"), "{what}: {failed}");
+            let body = r.text().await.unwrap();
+            assert!(
+                text_of(Client::Chat, stream, &body).starts_with("echo: hi"),
+                "{what}: {body}"
+            );
+        }
+    }
+    assert_eq!(up.calls("fail-context"), 8);
+    // The overflow cooled nothing: the first targets are still planned first.
+    for (prefix, _) in UPSTREAMS {
+        let plan = omniroute::ops::explain::explain_route(
+            &gw.gw,
+            omniroute::ops::explain::ExplainInput {
+                model: format!("ctx-{prefix}"),
+                input_tokens: None,
+                max_tokens: None,
+                key_id: None,
+                session: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(plan.skipped.is_empty(), "{prefix}: {:?}", plan.skipped);
+        assert_eq!(plan.targets.len(), 2, "{prefix}");
+    }
     gw.stop().await;
 }
 

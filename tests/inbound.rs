@@ -438,6 +438,67 @@ async fn responses_are_stored_and_continue_with_previous_response_id() {
     assert_eq!(third.status(), 200);
     let sent = up.seen.bodies.lock().unwrap().last().cloned().unwrap();
     assert_eq!(sent["messages"].as_array().unwrap().len(), 5, "{sent}");
+    let id3 = third.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Each stored row is its own turn (input + output), linked to the one
+    // before: n turns take O(n) space, not the whole history each time.
+    gw.gw.store.flush().await.unwrap();
+    let ids = [id1.clone(), id2.clone(), id3.clone()];
+    let rows = gw
+        .gw
+        .store
+        .read(move |c| {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(c.query_row(
+                    "SELECT json_array_length(items), previous_id, root_id FROM responses WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?)),
+                )?);
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (2, None, id1.clone()),
+            (2, Some(id1.clone()), id1.clone()),
+            (2, Some(id2.clone()), id1.clone()),
+        ]
+    );
+    // A turn lost from the middle is named when the chain is followed.
+    let gone = id2.clone();
+    gw.gw
+        .store
+        .write(move |tx| {
+            tx.execute("DELETE FROM responses WHERE id = ?1", [&gone])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let r =
+        post(json!({"model": "mock/gpt-4o-mini", "previous_response_id": id3, "input": "More?"}))
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&id2) && message.contains("no longer stored"),
+        "{v}"
+    );
+    let r = client()
+        .get(gw.url(&format!("/v1/responses/{id3}")))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 
     // store: false keeps nothing; unknown ids are 404 in OpenAI's shape.
     let unstored: Value = post(json!({"model": "mock/gpt-4o-mini", "input": "x", "store": false}))
@@ -471,5 +532,88 @@ async fn responses_are_stored_and_continue_with_previous_response_id() {
             .contains("resp_nope"),
         "{v}"
     );
+    gw.stop().await;
+}
+
+/// Every route that can answer with a stream tells reverse proxies not to
+/// buffer it (`x-accel-buffering: no`), with the SSE content type and
+/// `cache-control: no-cache`: the proxy's chat stream, the translated ones
+/// (Messages, Responses, Gemini, on each alias), A2A's SSE and both MCP
+/// transports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_streaming_route_says_not_to_buffer() {
+    let (_up, gw) = gateway().await;
+    let chat = json!({"model": "mock/gpt-4o-mini", "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let messages = json!({"model": "mock/gpt-4o-mini", "stream": true, "max_tokens": 32,
+                          "messages": [{"role": "user", "content": "hi"}]});
+    let responses = json!({"model": "mock/gpt-4o-mini", "stream": true, "input": "hi"});
+    let gemini = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let a2a = json!({"jsonrpc": "2.0", "id": "s", "method": "SendStreamingMessage",
+        "params": {"message": {"messageId": "m-1", "role": "ROLE_USER",
+            "parts": [{"text": "hi"}, {"data": {"model": "mock/gpt-4o-mini"}, "mediaType": "application/json"}],
+            "metadata": {"skill": "smart-routing"}}}});
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let gem_path = "mock%2Fgpt-4o-mini:streamGenerateContent?alt=sse";
+    let posts: Vec<(String, &Value)> = vec![
+        ("/v1/chat/completions".into(), &chat),
+        ("/chat/completions".into(), &chat),
+        ("/v1/messages".into(), &messages),
+        ("/messages".into(), &messages),
+        ("/v1/v1/messages".into(), &messages),
+        ("/v1/responses".into(), &responses),
+        ("/responses".into(), &responses),
+        (format!("/v1beta/models/{gem_path}"), &gemini),
+        (format!("/v1/models/{gem_path}"), &gemini),
+        ("/a2a".into(), &a2a),
+        ("/a2a/".into(), &a2a),
+        ("/mcp".into(), &initialize),
+    ];
+    let check = |what: &str, r: &reqwest::Response| {
+        assert_eq!(r.status(), 200, "{what}");
+        let h = r.headers();
+        let header = |name: &str| h.get(name).map(|v| v.to_str().unwrap().to_string());
+        assert!(
+            header("content-type").is_some_and(|c| c.starts_with("text/event-stream")),
+            "{what}: {h:?}"
+        );
+        assert_eq!(
+            header("cache-control").as_deref(),
+            Some("no-cache"),
+            "{what}"
+        );
+        assert_eq!(header("x-accel-buffering").as_deref(), Some("no"), "{what}");
+    };
+    for (path, body) in posts {
+        let r = client()
+            .post(gw.url(&path))
+            .bearer_auth(CLIENT_KEY)
+            .header("anthropic-version", "2023-06-01")
+            .header("A2A-Version", "1.0")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        check(&format!("POST {path}"), &r);
+        if !path.starts_with("/mcp") {
+            // The stream runs to its end.
+            let text = r.text().await.unwrap();
+            assert!(text.contains("data:"), "POST {path}: {text}");
+        }
+    }
+    // The legacy MCP transport's event stream.
+    let r = client()
+        .get(gw.url("/sse"))
+        .header("x-api-key", CLIENT_KEY)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    check("GET /sse", &r);
+    drop(r);
     gw.stop().await;
 }

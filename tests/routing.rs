@@ -511,3 +511,90 @@ async fn context_relay_summarises_for_a_target_whose_window_is_too_small() {
     assert_eq!(sent_msgs.last().unwrap()["content"], "latest question");
     gw.stop().await;
 }
+
+async fn explain(gw: &InProcess, model: &str) -> ops::explain::RouteExplanation {
+    ops::explain::explain_route(
+        &gw.gw,
+        ops::explain::ExplainInput {
+            model: model.into(),
+            input_tokens: None,
+            max_tokens: None,
+            key_id: None,
+            session: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Anthropic upstreams say how much is left and when it resets in
+/// `anthropic-ratelimit-*` headers with RFC 3339 times: 0 remaining rests
+/// the account until that time, and the reset-aware strategies order by it.
+#[tokio::test]
+async fn anthropic_rate_limit_resets_rest_the_account_and_order_reset_strategies() {
+    let up = FakeUpstream::start().await;
+    let native = up.native_base_url();
+    let provider = |id: &str, model: &str| {
+        format!(
+            "\n[[providers]]\nid = \"{id}\"\nformat = \"anthropic\"\nbase_url = \"{native}\"\napi_key = \"{id}-secret\"\ntier = \"api-key\"\nmodels = [\"{model}\"]\n"
+        )
+    };
+    let combo = |name: &str, strategy: &str, models: &str| {
+        format!("\n[[combos]]\nname = \"{name}\"\nstrategy = \"{strategy}\"\nmodels = [{models}]\n")
+    };
+    // a: 40 of 50 left for an hour; b: 10 of 50 left, reset in a minute.
+    let pair = r#""claude-a/ratelimit-40-3600", "claude-b/ratelimit-10-60""#;
+    let extra = [
+        provider("claude-a", "ratelimit-40-3600"),
+        provider("claude-b", "ratelimit-10-60"),
+        provider("claude-c", "ratelimit-0-30"),
+        combo("soonest", "reset-window", pair),
+        combo("spend", "reset-aware", pair),
+        combo("roomiest", "headroom", pair),
+        combo(
+            "rest",
+            "priority",
+            r#""claude-c/ratelimit-0-30", "mock/gpt-4o-mini""#,
+        ),
+    ]
+    .concat();
+    let gw = InProcess::start(&with_combos(&up.base_url(), &extra)).await;
+    for model in [
+        "claude-a/ratelimit-40-3600",
+        "claude-b/ratelimit-10-60",
+        "claude-c/ratelimit-0-30",
+    ] {
+        let r = post(&gw, chat(model)).await;
+        assert_eq!(r.status(), 200, "{model}");
+    }
+    let first = |e: &ops::explain::RouteExplanation| e.targets[0].provider.clone();
+    // The one that resets in a minute goes first, though listed second...
+    assert_eq!(first(&explain(&gw, "soonest").await), "claude-b");
+    // ...and 20 % for a minute is worth spending before 80 % for an hour...
+    assert_eq!(first(&explain(&gw, "spend").await), "claude-b");
+    // ...while headroom alone prefers the most left.
+    assert_eq!(first(&explain(&gw, "roomiest").await), "claude-a");
+    let accounts = gw.gw.routing.health.account_reports();
+    let b = accounts
+        .iter()
+        .find(|a| a.account == account_of(&gw, "claude-b"))
+        .unwrap();
+    let reset = b.quota_reset_s.unwrap();
+    assert!(reset > 50.0 && reset <= 60.0, "{reset}");
+
+    // 0 remaining until a reset 30 s away: the account rests until then.
+    let plan = explain(&gw, "rest").await;
+    assert_eq!(plan.targets.len(), 1, "{:?}", plan.targets);
+    assert_eq!(plan.targets[0].provider, "mock");
+    let why = &plan.skipped[0];
+    assert!(why.target.starts_with("claude-c/"), "{why:?}");
+    assert!(why.reason.contains("0 remaining"), "{why:?}");
+    let wait = why.wait_s.unwrap();
+    assert!(wait > 25.0 && wait <= 30.0, "{wait}");
+    let r = post(&gw, chat("rest")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-omniroute-provider"], "mock");
+    assert_eq!(r.headers()["x-omniroute-attempts"], "1");
+    assert_eq!(up.calls("ratelimit-0-30"), 1);
+    gw.stop().await;
+}

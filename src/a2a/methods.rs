@@ -180,9 +180,7 @@ fn sse(id: Id, events: BoxStream<'static, Value>) -> Response {
     let frames = events.map(move |result| {
         Ok::<_, Infallible>(Event::default().data(jsonrpc::success(&id, result)))
     });
-    Sse::new(frames)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    crate::http::stream::sse(Sse::new(frames).keep_alive(KeepAlive::default()))
 }
 
 /// The error for a request without an id: its method, then its params, are

@@ -548,19 +548,6 @@ impl ErrorInfo {
     }
 }
 
-/// Recognises context-window overflow in an upstream error message.
-pub fn is_context_overflow(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "context_length_exceeded",
-        "maximum context length",
-        "context window",
-        "context length",
-        "too many tokens",
-        "prompt is too long",
-        "exceeds the maximum number of tokens",
-        "input is too long",
-    ]
-    .iter()
-    .any(|p| m.contains(p))
-}
+/// Recognises context-window overflow in an upstream error message (the
+/// same list routing classifies with).
+pub use crate::routing::classify::is_context_overflow;

@@ -68,13 +68,9 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
             events,
             route,
         }) => {
-            let mut r = Response::new(Body::from_stream(events));
-            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let h = r.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            h.insert("cache-control", header("no-cache"));
-            h.insert("x-accel-buffering", header("no"));
-            route_headers(h, &route);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut r = super::stream::response(status, Body::from_stream(events));
+            route_headers(r.headers_mut(), &route);
             r
         }
         Err(e) => {

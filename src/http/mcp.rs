@@ -46,6 +46,8 @@ pub fn routes(state: &AppState) -> (Router<AppState>, Router) {
     let owners = Arc::new(SessionOwners::default());
     let main = Router::new()
         .nest_service("/mcp", service)
+        // rmcp builds its own SSE answers: they get the gateway's stream headers.
+        .layer(axum::middleware::from_fn(super::stream::mark_streams))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             validate,

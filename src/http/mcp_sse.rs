@@ -151,9 +151,9 @@ async fn open(
             let _keep = &closer;
             Ok::<_, Infallible>(ev)
         });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(state.gw.settings.keep_alive))
-        .into_response()
+    super::stream::sse(
+        Sse::new(events).keep_alive(KeepAlive::new().interval(state.gw.settings.keep_alive)),
+    )
 }
 
 #[derive(serde::Deserialize)]

@@ -17,6 +17,7 @@ pub mod guard;
 mod mcp;
 mod mcp_sse;
 mod models;
+pub mod stream;
 mod translated;
 
 pub use auth::Caller;

@@ -232,14 +232,8 @@ pub async fn handle(state: AppState, inbound: Inbound, req: Request) -> Response
                 r
             }
             Ok(ChatOutcome::Stream { events, route, .. }) if p.stream => {
-                let mut r = Response::new(Body::from_stream(events));
-                let h = r.headers_mut();
-                h.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static(formats::SSE_CONTENT_TYPE),
-                );
-                h.insert("cache-control", HeaderValue::from_static("no-cache"));
-                route_headers(h, &route);
+                let mut r = super::stream::response(StatusCode::OK, Body::from_stream(events));
+                route_headers(r.headers_mut(), &route);
                 r
             }
             Ok(ChatOutcome::Stream { .. }) => error(

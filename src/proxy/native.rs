@@ -149,39 +149,8 @@ impl Native {
     }
 }
 
-/// A Responses conversation: every input item so far (earlier turns from
-/// `previous_response_id` included), stored with the answer under its id.
-#[derive(Debug, Clone)]
-pub struct Conversation {
-    pub id: String,
-    pub owner: String,
-    pub items: Vec<Value>,
-    /// `store: false` from the client: nothing is kept.
-    pub store: bool,
-}
-
-impl Conversation {
-    /// Store `response` (the object as the client got it) with the conversation.
-    pub fn save(&self, store: &Store, response: &Value) {
-        if !self.store {
-            return;
-        }
-        let mut items = self.items.clone();
-        if let Some(out) = response.get("output").and_then(Value::as_array) {
-            items.extend(out.iter().cloned());
-        }
-        let row = crate::store::responses::StoredResponse {
-            id: self.id.clone(),
-            owner: self.owner.clone(),
-            items: Value::Array(items).to_string(),
-            response: response.to_string(),
-            created_ms: crate::store::now_ms(),
-        };
-        store.write_detached("response", move |tx| {
-            crate::store::responses::put_response(tx, &row)
-        });
-    }
-}
+/// A Responses turn to store with its answer (kept in `store::responses`).
+pub use crate::store::responses::Conversation;
 
 /// Why the earlier turns of a Responses request could not be put in front.
 #[derive(Debug, thiserror::Error)]
@@ -214,42 +183,54 @@ pub async fn with_history(
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
     };
+    let own = items.clone();
+    let mut previous = None;
     if let Some(prev) = body.remove("previous_response_id") {
+        use crate::store::responses::{self, ChainError, Link};
         let Some(prev) = prev.as_str().map(str::to_string) else {
             return Err(HistoryError::BadRequest(
                 "previous_response_id must be a string".into(),
             ));
         };
+        let limit = gw.settings.max_body_bytes;
         let lookup = || {
             let (p, o) = (prev.clone(), owner.to_string());
             let store = gw.store.clone();
             async move {
                 store
-                    .read(move |c| crate::store::responses::get_response(c, &p, &o))
+                    .read(move |c| responses::history(c, &p, &o, limit))
                     .await
             }
         };
-        let mut row = lookup()
-            .await
-            .map_err(|e| HistoryError::Store(e.to_string()))?;
-        if row.is_none() {
+        let store_err = |e: crate::store::StoreError| HistoryError::Store(e.to_string());
+        let mut found = lookup().await.map_err(store_err)?;
+        if matches!(
+            found,
+            Err(ChainError::NotFound(_) | ChainError::Broken { .. })
+        ) {
             // The previous answer may still be queued for the writer: let it land, look again.
             let _ = gw.store.flush().await;
-            row = lookup()
-                .await
-                .map_err(|e| HistoryError::Store(e.to_string()))?;
+            found = lookup().await.map_err(store_err)?;
         }
-        let Some(row) = row else {
-            return Err(HistoryError::NotFound(format!(
-                "previous response {prev:?} not found (it was not stored, or another key made it)"
-            )));
-        };
-        let mut earlier: Vec<Value> = serde_json::from_str(&row.items).unwrap_or_default();
+        let history = found.map_err(|e| match e {
+            ChainError::NotFound(_) | ChainError::Broken { .. } => {
+                HistoryError::NotFound(e.to_string())
+            }
+            ChainError::TooLong { .. } | ChainError::TooLarge { .. } => {
+                HistoryError::BadRequest(e.to_string())
+            }
+            ChainError::Unreadable { .. } => HistoryError::Store(e.to_string()),
+        })?;
+        let mut earlier = history.items;
         earlier.append(&mut items);
         items = earlier;
+        previous = Some(Link {
+            id: prev,
+            root_id: history.root_id,
+        });
     }
     let store = body.get("store").and_then(Value::as_bool).unwrap_or(true);
-    body.insert("input".into(), Value::Array(items.clone()));
+    body.insert("input".into(), Value::Array(items));
     let bytes = serde_json::to_vec(&body)
         .map(Bytes::from)
         .map_err(|e| HistoryError::BadRequest(e.to_string()))?;
@@ -258,7 +239,8 @@ pub async fn with_history(
         Some(Conversation {
             id,
             owner: owner.to_string(),
-            items,
+            items: own,
+            previous,
             store,
         }),
     ))

@@ -57,15 +57,37 @@ const QUOTA_WORDS: &[&str] = &[
 /// account's plan cannot serve it, another account or tier may.
 const OVERAGE_WORDS: &[&str] = &["extra usage"];
 
+/// The one list that recognises context-window overflow in an upstream's
+/// error text: routing classifies with it and every codec maps it to its
+/// format's "too long" error, so the two can never disagree. Each provider's
+/// own wording:
+/// - OpenAI Chat: code `context_length_exceeded`, "This model's maximum
+///   context length is 8192 tokens … Please reduce the length of the messages."
+/// - OpenAI Responses: "Your input exceeds the context window of this model."
+/// - Anthropic: "prompt is too long: 210000 tokens > 200000 maximum", and
+///   "input length and `max_tokens` exceed context limit".
+/// - Gemini: `INVALID_ARGUMENT` "The input token count (1200000) exceeds the
+///   maximum number of tokens allowed (1048576)."
+/// - OpenAI-compatible servers (vLLM, OpenRouter, Bedrock): "maximum context",
+///   "too many tokens", "input is too long".
 const CONTEXT_WORDS: &[&str] = &[
     "context_length_exceeded",
     "context length",
     "context window",
+    "context limit",
     "prompt is too long",
     "maximum context",
     "too many tokens",
     "reduce the length",
+    "exceeds the maximum number of tokens",
+    "input is too long",
 ];
+
+/// Does an upstream's error text say the prompt does not fit the context window?
+pub fn is_context_overflow(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    CONTEXT_WORDS.iter().any(|w| lower.contains(w))
+}
 
 /// Classify a failed attempt from its status (None: no response) and error text.
 pub fn classify(status: Option<u16>, message: &str) -> FailureClass {
@@ -78,7 +100,7 @@ pub fn classify(status: Option<u16>, message: &str) -> FailureClass {
         Some(429) => FailureClass::RateLimited,
         Some(401 | 403) => FailureClass::AccountRejected,
         Some(404) => FailureClass::ModelUnavailable,
-        Some(400 | 413 | 422) if has(CONTEXT_WORDS) => FailureClass::ContextOverflow,
+        Some(400 | 413 | 422) if is_context_overflow(message) => FailureClass::ContextOverflow,
         Some(400) if has(OVERAGE_WORDS) => FailureClass::QuotaExhausted,
         Some(400 | 413 | 415 | 422) => FailureClass::ClientFault,
         Some(408 | 409 | 425) => FailureClass::Transient,
@@ -168,6 +190,21 @@ mod tests {
             (
                 Some(400),
                 "prompt is too long: 210000 tokens > 200000 maximum",
+                ContextOverflow,
+            ),
+            (
+                Some(400),
+                "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+                ContextOverflow,
+            ),
+            (
+                Some(400),
+                "Your input exceeds the context window of this model. Please adjust your input and try again.",
+                ContextOverflow,
+            ),
+            (
+                Some(400),
+                "input length and `max_tokens` exceed context limit: 189136 + 20000 > 204648",
                 ContextOverflow,
             ),
             (Some(400), "messages: must not be empty", ClientFault),

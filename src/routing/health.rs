@@ -538,48 +538,99 @@ fn backoff(level: &mut u32, base: Duration, cap: Duration) -> Duration {
     jitter(d).min(cap)
 }
 
-/// Parse upstream rate-limit headers (OpenAI `x-ratelimit-*`, Anthropic
-/// `anthropic-ratelimit-*`) into a quota observation.
+/// The rate-limit header families upstreams send on every answer, as
+/// (remaining, limit, reset) names.
+///
+/// - OpenAI (platform.openai.com/docs/guides/rate-limits, "Rate limits in
+///   headers"): `x-ratelimit-{remaining,limit,reset}-{requests,tokens}`; the
+///   reset is a duration from now ("6m0s", "20ms").
+/// - Anthropic (docs.anthropic.com/en/api/rate-limits, "Response headers"):
+///   `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{remaining,limit,reset}`;
+///   the reset is an RFC 3339 time ("2025-01-15T14:24:00Z"), and `tokens` is
+///   the most restrictive token limit currently in effect.
+const RATE_LIMIT_FAMILIES: [(&str, &str, &str); 6] = [
+    (
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-reset-requests",
+    ),
+    (
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-reset-tokens",
+    ),
+    (
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-limit",
+        "anthropic-ratelimit-requests-reset",
+    ),
+    (
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-limit",
+        "anthropic-ratelimit-tokens-reset",
+    ),
+    (
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-limit",
+        "anthropic-ratelimit-input-tokens-reset",
+    ),
+    (
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-limit",
+        "anthropic-ratelimit-output-tokens-reset",
+    ),
+];
+
+/// Parse upstream rate-limit headers (see [`RATE_LIMIT_FAMILIES`]) into one
+/// quota observation: the most constrained window reported (the lowest
+/// remaining share; among equals, the one that resets last, since the
+/// account can only be used again once all of them allow it).
 pub fn quota_from_headers(h: &reqwest::header::HeaderMap) -> Option<QuotaObservation> {
-    let num = |name: &str| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
+    let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let num = |name: &str| text(name).and_then(|v| v.parse::<f64>().ok());
+    let now = Instant::now();
+    let now_ms = crate::store::now_ms();
+    let share = |q: &QuotaObservation| {
+        if q.limit > 0.0 {
+            q.remaining / q.limit
+        } else {
+            0.0
+        }
     };
-    let text = |name: &str| {
-        h.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    for (rem, lim, reset) in [
-        (
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-limit-requests",
-            "x-ratelimit-reset-requests",
-        ),
-        (
-            "x-ratelimit-remaining-tokens",
-            "x-ratelimit-limit-tokens",
-            "x-ratelimit-reset-tokens",
-        ),
-        (
-            "anthropic-ratelimit-requests-remaining",
-            "anthropic-ratelimit-requests-limit",
-            "anthropic-ratelimit-requests-reset",
-        ),
-    ] {
-        if let (Some(remaining), Some(limit)) = (num(rem), num(lim)) {
-            let reset_at = text(reset)
-                .and_then(|r| parse_reset(&r))
-                .map(|d| Instant::now() + d);
-            return Some(QuotaObservation {
-                remaining,
-                limit,
-                reset_at,
-            });
+    let mut tightest: Option<QuotaObservation> = None;
+    for (rem, lim, reset) in RATE_LIMIT_FAMILIES {
+        let (Some(remaining), Some(limit)) = (num(rem), num(lim)) else {
+            continue;
+        };
+        let q = QuotaObservation {
+            remaining,
+            limit,
+            reset_at: text(reset).and_then(|r| reset_at(r, now, now_ms)),
+        };
+        let tighter = match &tightest {
+            None => true,
+            Some(t) => match share(&q).total_cmp(&share(t)) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => q.reset_at > t.reset_at,
+            },
+        };
+        if tighter {
+            tightest = Some(q);
         }
     }
-    None
+    tightest
+}
+
+/// A reset as sent: a duration from now (OpenAI) or an RFC 3339 time
+/// (Anthropic); one already past is now.
+fn reset_at(value: &str, now: Instant, now_ms: i64) -> Option<Instant> {
+    if let Some(d) = parse_reset(value) {
+        return Some(now + d);
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(value).ok()?;
+    let ahead = at.timestamp_millis().saturating_sub(now_ms).max(0);
+    Some(now + Duration::from_millis(ahead as u64))
 }
 
 /// "6m0s", "1s", "20ms", "1h2m3.5s" or plain seconds.
@@ -720,5 +771,50 @@ mod tests {
         );
         assert_eq!(parse_reset("20ms"), Some(Duration::from_millis(20)));
         assert_eq!(parse_reset("bogus"), None);
+    }
+
+    /// Anthropic's resets are RFC 3339 times; the tightest family wins.
+    #[test]
+    fn reads_anthropic_rate_limit_headers() {
+        let at = |secs: i64| {
+            (chrono::Utc::now() + chrono::Duration::seconds(secs))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let mut h = reqwest::header::HeaderMap::new();
+        let mut set = |k: &'static str, v: String| {
+            h.insert(k, v.parse().unwrap());
+        };
+        set("anthropic-ratelimit-requests-limit", "50".into());
+        set("anthropic-ratelimit-requests-remaining", "0".into());
+        set("anthropic-ratelimit-requests-reset", at(40));
+        set("anthropic-ratelimit-tokens-limit", "40000".into());
+        set("anthropic-ratelimit-tokens-remaining", "39000".into());
+        set("anthropic-ratelimit-tokens-reset", at(2));
+        let q = quota_from_headers(&h).unwrap();
+        assert_eq!((q.remaining, q.limit), (0.0, 50.0));
+        let wait = q.reset_at.unwrap() - Instant::now();
+        assert!(
+            wait > Duration::from_secs(37) && wait <= Duration::from_secs(40),
+            "{wait:?}"
+        );
+        // Requests plentiful, tokens nearly gone: the token window is the one.
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            "49".parse().unwrap(),
+        );
+        h.insert(
+            "anthropic-ratelimit-tokens-remaining",
+            "100".parse().unwrap(),
+        );
+        let q = quota_from_headers(&h).unwrap();
+        assert_eq!((q.remaining, q.limit), (100.0, 40000.0));
+        // A reset in the past is now, not an error.
+        h.insert(
+            "anthropic-ratelimit-tokens-reset",
+            "2020-01-01T00:00:00Z".parse().unwrap(),
+        );
+        let q = quota_from_headers(&h).unwrap();
+        assert!(q.reset_at.unwrap() <= Instant::now());
+        assert!(quota_from_headers(&reqwest::header::HeaderMap::new()).is_none());
     }
 }

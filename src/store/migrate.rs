@@ -5,19 +5,32 @@ use super::StoreError;
 use rusqlite::Connection;
 use std::path::Path;
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("migrations/0001_init.sql")),
-    (2, include_str!("migrations/0002_routing.sql")),
-    (3, include_str!("migrations/0003_a2a_tasks.sql")),
-    (4, include_str!("migrations/0004_responses.sql")),
-    (5, include_str!("migrations/0005_key_scopes.sql")),
-    (6, include_str!("migrations/0006_subscriptions.sql")),
-    (7, include_str!("migrations/0007_request_routes.sql")),
+/// A step in Rust run after a migration's SQL, in the same transaction.
+type DataStep = fn(&rusqlite::Transaction<'_>) -> Result<(), StoreError>;
+
+const MIGRATIONS: &[(i64, &str, Option<DataStep>)] = &[
+    (1, include_str!("migrations/0001_init.sql"), None),
+    (2, include_str!("migrations/0002_routing.sql"), None),
+    (3, include_str!("migrations/0003_a2a_tasks.sql"), None),
+    (4, include_str!("migrations/0004_responses.sql"), None),
+    (5, include_str!("migrations/0005_key_scopes.sql"), None),
+    (6, include_str!("migrations/0006_subscriptions.sql"), None),
+    (7, include_str!("migrations/0007_request_routes.sql"), None),
+    (
+        9,
+        include_str!("migrations/0009_response_links.sql"),
+        Some(super::responses::link_stored_conversations),
+    ),
 ];
 
 pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 pub fn run(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    run_until(conn, path, LATEST)
+}
+
+/// Apply the migrations up to version `last` (tests start from an older schema).
+pub(super) fn run_until(conn: &mut Connection, path: &Path, last: i64) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > LATEST {
         return Err(StoreError::SchemaTooNew {
@@ -26,17 +39,25 @@ pub fn run(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             supported: LATEST,
         });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+    let failed = |version: &i64, e: String| StoreError::Open {
+        path: path.display().to_string(),
+        message: format!("migration {version} failed: {e}"),
+    };
+    for (version, sql, data) in MIGRATIONS
+        .iter()
+        .filter(|(v, _, _)| *v > found && *v <= last)
+    {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if now >= *version {
             continue;
         }
-        tx.execute_batch(sql).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            message: format!("migration {version} failed: {e}"),
-        })?;
+        tx.execute_batch(sql)
+            .map_err(|e| failed(version, e.to_string()))?;
+        if let Some(step) = data {
+            step(&tx).map_err(|e| failed(version, e.to_string()))?;
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
         tracing::info!(version, "applied store migration");

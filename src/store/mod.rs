@@ -5,6 +5,7 @@
 mod migrate;
 pub mod records;
 pub mod responses;
+pub mod retention;
 pub mod routing_records;
 pub mod secret_check;
 pub mod subscriptions;
@@ -80,12 +81,14 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// How the store is opened.
+/// How the store is opened and what it keeps.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
     /// Largest size the database may grow to, in bytes (`[store] max_db_bytes`);
     /// past it writes fail as on a full disk.
     pub max_db_bytes: Option<u64>,
+    /// How long rows are kept (`[store.retention]`), applied by the gateway.
+    pub retention: retention::Retention,
 }
 
 impl Store {

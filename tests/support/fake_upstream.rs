@@ -20,7 +20,9 @@
 //! `fail-500`, `fail-context` (400 in the format's words), `tool-call` (one
 //! call to the first declared tool, its arguments split over several deltas),
 //! `thinking` (Anthropic: a signed thinking block, then text),
-//! `overloaded-stream` (Anthropic: 200, then an error as the first event) and
+//! `overloaded-stream` (Anthropic: 200, then an error as the first event),
+//! `ratelimit-{n}-{s}` (Anthropic: an answer whose rate-limit headers say n
+//! of 50 requests are left until a reset s seconds away) and
 //! `mid-error…` (some text, then an error event); a Gemini request for
 //! structured output (`responseMimeType: application/json` with a schema)
 //! gets JSON that fits the schema. The raw bodies and headers
@@ -531,6 +533,43 @@ fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// Anthropic's rate-limit headers for a model named
+/// `ratelimit-{remaining}-{seconds}`: `remaining` of 50 requests left until a
+/// reset `seconds` from now. Anthropic sends these on every answer
+/// (docs.anthropic.com/en/api/rate-limits, "Response headers"): for requests,
+/// tokens (the most restrictive token limit in effect), input tokens and
+/// output tokens, each `-limit`, `-remaining` and `-reset` (an RFC 3339 time).
+/// The token buckets here are full and refill within 2 s.
+fn anthropic_rate_limits(model: &str) -> Option<Vec<(String, String)>> {
+    let rest = model.strip_prefix("ratelimit-")?;
+    let (remaining, secs) = rest.split_once('-')?;
+    let (remaining, secs): (u64, i64) = (remaining.parse().ok()?, secs.parse().ok()?);
+    let at = |s: i64| {
+        (chrono::Utc::now() + chrono::Duration::seconds(s))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let mut h = vec![
+        ("anthropic-ratelimit-requests-limit".into(), "50".into()),
+        (
+            "anthropic-ratelimit-requests-remaining".into(),
+            remaining.to_string(),
+        ),
+        ("anthropic-ratelimit-requests-reset".into(), at(secs)),
+    ];
+    for family in ["tokens", "input-tokens", "output-tokens"] {
+        h.push((
+            format!("anthropic-ratelimit-{family}-limit"),
+            "40000".into(),
+        ));
+        h.push((
+            format!("anthropic-ratelimit-{family}-remaining"),
+            "40000".into(),
+        ));
+        h.push((format!("anthropic-ratelimit-{family}-reset"), at(2)));
+    }
+    Some(h)
+}
+
 async fn anthropic(
     State(seen): State<Arc<Seen>>,
     headers: HeaderMap,
@@ -540,6 +579,23 @@ async fn anthropic(
         .as_str()
         .unwrap_or("")
         .to_string();
+    let limits = anthropic_rate_limits(&model);
+    let mut r = anthropic_answer(seen, headers, raw, model).await;
+    for (name, value) in limits.unwrap_or_default() {
+        r.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    r
+}
+
+async fn anthropic_answer(
+    seen: Arc<Seen>,
+    headers: HeaderMap,
+    raw: bytes::Bytes,
+    model: String,
+) -> Response {
     let key = header_of(&headers, "x-api-key");
     let body = note(&seen, &model, &headers, &raw, format!("x-api-key {key}"));
     match model.as_str() {
@@ -847,6 +903,18 @@ async fn responses(
             "Rate limit reached",
             "rate_limit_exceeded",
         );
+    }
+    if model == "fail-context" {
+        // OpenAI Responses' answer to an input past the window (400, code
+        // `context_length_exceeded`, param `input`), as Codex CLI and SDK
+        // users report it (e.g. github.com/dyad-sh/dyad/issues/1672).
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {
+                "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+                "type": "invalid_request_error", "param": "input", "code": "context_length_exceeded"}})),
+        )
+            .into_response();
     }
     // The text of the last input message.
     let last = body["input"].as_array().and_then(|i| {

@@ -43,21 +43,16 @@ pub fn round_robin(c: &[Candidate], ctx: &mut Ctx<'_>) -> Vec<usize> {
     base[n..].iter().chain(base[..n].iter()).copied().collect()
 }
 
-pub fn fill_first(c: &[Candidate], ctx: &mut Ctx<'_>) -> Vec<usize> {
-    let current = ctx.state.fill_current.lock().ok().and_then(|g| g.clone());
-    match current.and_then(|k| c.iter().position(|x| x.key == k)) {
-        // stay on the current target; past it in order, then wrap to the earlier ones
-        Some(i) => {
-            let base = by_position(c);
-            let at = base.iter().position(|&b| b == i).unwrap_or(0);
-            base[at..]
-                .iter()
-                .chain(base[..at].iter())
-                .copied()
-                .collect()
-        }
-        None => by_position(c),
-    }
+/// Fill the first target before touching the next: combo order, with the
+/// targets whose upstream reports their quota used up (0 remaining) moved to
+/// the end. Nothing is remembered: once the first target's quota is back it
+/// is used again (unlike `lkgp`, which stays where the last answer came from).
+pub fn fill_first(c: &[Candidate], _ctx: &mut Ctx<'_>) -> Vec<usize> {
+    let used_up = |x: &Candidate| x.quota_remaining.is_some_and(|r| r <= 0.0);
+    let mut idx = by_position(c);
+    // Stable: each group keeps its combo order.
+    idx.sort_by_key(|&i| used_up(&c[i]));
+    idx
 }
 
 pub fn random(c: &[Candidate], ctx: &mut Ctx<'_>) -> Vec<usize> {
@@ -87,6 +82,9 @@ pub fn least_used(c: &[Candidate]) -> Vec<usize> {
     idx
 }
 
+/// Last known good provider: the target that answered last in this combo
+/// goes first, and stays first after a failover even when the earlier
+/// targets recover; the rest follow in combo order.
 pub fn lkgp(c: &[Candidate], ctx: &mut Ctx<'_>) -> Vec<usize> {
     let good = ctx.state.last_good.lock().ok().and_then(|g| g.clone());
     match good.and_then(|k| c.iter().position(|x| x.key == k)) {
@@ -145,13 +143,37 @@ mod tests {
     }
 
     #[test]
-    fn fill_first_stays_on_the_current_target() {
-        let c = cands(3);
+    fn fill_first_fills_the_first_target_until_its_quota_is_used_up() {
+        let mut c = cands(3);
         let state = ComboState::default();
         assert_eq!(run(StrategyKind::FillFirst, &c, &state, 0), vec![0, 1, 2]);
-        // target 0 ran out; target 1 answered: keep using 1 even when 0 is back
-        on_success(&state, "t1");
+        // Half used: still the first.
+        c[0].quota_remaining = Some(0.5);
+        assert_eq!(run(StrategyKind::FillFirst, &c, &state, 0), vec![0, 1, 2]);
+        // Used up: the next one, the used-up one last.
+        c[0].quota_remaining = Some(0.0);
         assert_eq!(run(StrategyKind::FillFirst, &c, &state, 0), vec![1, 2, 0]);
+        c[1].quota_remaining = Some(0.0);
+        assert_eq!(run(StrategyKind::FillFirst, &c, &state, 0), vec![2, 0, 1]);
+    }
+
+    /// The two strategies that look alike: after t0 ran out and t1 answered,
+    /// fill-first goes back to t0 as soon as its quota is back, lkgp stays on t1.
+    #[test]
+    fn fill_first_and_lkgp_tell_apart() {
+        let mut c = cands(3);
+        let state = ComboState::default();
+        c[0].quota_remaining = Some(0.0);
+        assert_eq!(run(StrategyKind::FillFirst, &c, &state, 0), vec![1, 2, 0]);
+        assert_eq!(run(StrategyKind::Lkgp, &c, &state, 0), vec![0, 1, 2]);
+        on_success(&state, "t1");
+        c[0].quota_remaining = Some(1.0);
+        assert_eq!(run(StrategyKind::FillFirst, &c, &state, 0), vec![0, 1, 2]);
+        assert_eq!(run(StrategyKind::Lkgp, &c, &state, 0), vec![1, 0, 2]);
+        // lkgp follows the last answer wherever it came from.
+        on_success(&state, "t2");
+        assert_eq!(run(StrategyKind::Lkgp, &c, &state, 0), vec![2, 0, 1]);
+        assert_eq!(run(StrategyKind::FillFirst, &c, &state, 0), vec![0, 1, 2]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub enum StrategyKind {
     /// Weighted random first pick, the rest as fallback in order.
     Weighted,
     RoundRobin,
-    /// Use a target until it is exhausted, then stay on the next.
+    /// Combo order, targets whose quota is used up last: fill the first, then the next.
     FillFirst,
     Random,
     /// Every target once before reshuffling.
@@ -33,7 +33,7 @@ pub enum StrategyKind {
     CostOptimized,
     /// Largest context window first (too-small windows are skipped).
     ContextOptimized,
-    /// Last known good target first.
+    /// Last known good target first (it stays first after a failover).
     Lkgp,
     /// Remaining quota weighed against time to its reset.
     ResetAware,
@@ -157,7 +157,6 @@ impl Candidate {
 #[derive(Debug, Default)]
 pub struct ComboState {
     pub round_robin: AtomicU64,
-    pub fill_current: Mutex<Option<String>>,
     pub bag: Mutex<Vec<String>>,
     pub last_good: Mutex<Option<String>>,
 }
@@ -170,7 +169,6 @@ impl ComboState {
             round_robin: AtomicU64::new(
                 self.round_robin.load(std::sync::atomic::Ordering::Relaxed),
             ),
-            fill_current: copy(&self.fill_current),
             bag: Mutex::new(self.bag.lock().map(|b| b.clone()).unwrap_or_default()),
             last_good: copy(&self.last_good),
         }
@@ -211,9 +209,6 @@ pub fn order(kind: StrategyKind, cands: &[Candidate], ctx: &mut Ctx<'_>) -> Vec<
 /// Record the target that answered, for strategies that remember.
 pub fn on_success(state: &ComboState, key: &str) {
     if let Ok(mut g) = state.last_good.lock() {
-        *g = Some(key.to_string());
-    }
-    if let Ok(mut g) = state.fill_current.lock() {
         *g = Some(key.to_string());
     }
 }
