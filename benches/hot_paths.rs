@@ -141,6 +141,7 @@ fn registry_with_combo() -> (Registry, tempfile::TempDir) {
         limits: Default::default(),
         fusion: None,
         summarizer_model: None,
+        cache: None,
     };
     let catalog = omniroute::catalog::embedded();
     let env = |_: &str| None;

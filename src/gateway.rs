@@ -44,6 +44,8 @@ pub struct Settings {
     pub allowed_upstreams: Vec<String>,
     /// Serve the conformance suites' fixtures (`--conformance-fixtures`).
     pub conformance_fixtures: bool,
+    /// The answer cache and idempotency (`[cache]`, `[idempotency]`).
+    pub cache: crate::cache::CacheSettings,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             store: Default::default(),
             allowed_upstreams: Vec::new(),
             conformance_fixtures: false,
+            cache: Default::default(),
         }
     }
 }
@@ -119,6 +122,10 @@ pub struct Gateway {
     pub upstream: Upstream,
     pub metrics: Metrics,
     pub routing: Arc<Routing>,
+    /// The answer cache, requests in flight and idempotency keys.
+    pub cache: crate::cache::Cache,
+    /// This gateway, for work that outlives one request (a flight's task).
+    me: std::sync::Weak<Gateway>,
     catalog: Vec<ProviderSpec>,
     registry: ArcSwap<Registry>,
     started: Instant,
@@ -137,10 +144,13 @@ impl Gateway {
         routing.health.restore(&health_rows, store::now_ms());
         let egress = crate::egress::EgressPolicy::new(&settings.allowed_upstreams)
             .map_err(GatewayError::Config)?;
-        let gw = Arc::new(Gateway {
+        let upstream = Upstream::new(settings.connect_timeout, egress.clone())?;
+        let gw = Arc::new_cyclic(|me| Gateway {
+            me: me.clone(),
+            cache: crate::cache::Cache::new(settings.cache.clone()),
             streams: LiveStreams::default(),
             routing,
-            upstream: Upstream::new(settings.connect_timeout, egress.clone())?,
+            upstream,
             egress,
             settings,
             store,
@@ -151,6 +161,11 @@ impl Gateway {
         });
         gw.reload().await?;
         Ok(gw)
+    }
+
+    /// This gateway as an owned handle (None only while it is dropped).
+    pub fn handle(&self) -> Option<Arc<Gateway>> {
+        self.me.upgrade()
     }
 
     pub fn catalog(&self) -> &[ProviderSpec] {
@@ -266,6 +281,7 @@ impl Gateway {
             tracing::warn!("{w}");
         }
         self.registry.store(Arc::new(registry));
+        self.cache.refresh(&self.store).await?;
         Ok(())
     }
 

@@ -531,6 +531,7 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     s.allowed_upstreams = server.allowed_upstreams.clone();
     if let Some(f) = file {
         s.store.max_db_bytes = f.store.max_db_bytes;
+        s.cache = omniroute::cache::CacheSettings::from_sections(&f.cache, &f.idempotency);
     }
     s.allowed_origins = server.allowed_origins.clone();
     let dur = |key: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
@@ -633,6 +634,7 @@ async fn keys(gw: &Gateway, cmd: KeysCmd, json: bool) -> Result<()> {
                         key: value,
                         scopes: scope.list(),
                         label,
+                        cache: None,
                     }],
                     ..Default::default()
                 },
@@ -903,6 +905,7 @@ async fn combos(gw: &Gateway, cmd: CombosCmd, json: bool) -> Result<()> {
                             limits: Default::default(),
                             fusion: None,
                             summarizer_model: None,
+                            cache: None,
                         },
                     };
                     if let Some(models) = models {

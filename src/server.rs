@@ -115,6 +115,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let addr: SocketAddr = listener.local_addr()?;
+    match gw.cache.load(&gw.store).await {
+        Ok(n) if n > 0 => tracing::info!(entries = n, "cache loaded"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cached answers could not be loaded; starting empty"),
+    }
     let state = AppState::new(gw.clone()).with_shutdown(shutdown.clone());
     write_runtime_file(&gw, addr, state.local_token()).await;
     let watcher = gw.spawn_watcher(shutdown.child_token());

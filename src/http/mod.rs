@@ -8,6 +8,7 @@
 
 mod auth;
 mod chat;
+mod embeddings;
 pub mod error;
 pub mod guard;
 mod mcp;
@@ -94,6 +95,8 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/embeddings", post(embeddings::embeddings))
         .route("/v1/responses/{id}", get(translated::get_response))
         .route("/v1/models", get(models::list_models))
         .route("/models", get(models::list_models))

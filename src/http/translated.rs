@@ -103,6 +103,7 @@ async fn prepare(
     let started = Instant::now();
     let caller = authorize(state, &req).map_err(|e| api_error(fmt, e))?;
     let headers = req.headers();
+    let hints = super::chat::request_hints(headers);
     // Sticky sessions: the gateway's own header, else the one the client tool sends.
     let session = ["x-session-id", "x-claude-code-session-id", "session-id"]
         .iter()
@@ -176,6 +177,7 @@ async fn prepare(
             started,
             session,
             native: Some(Arc::new(native)),
+            hints,
         },
         stream,
     })

@@ -76,6 +76,7 @@ fn call(
         started: Instant::now(),
         session: None,
         native: None,
+        hints: Default::default(),
     }
 }
 

@@ -120,6 +120,7 @@ async fn summarise_inner(
         started: Instant::now(),
         session: None,
         native: None,
+        hints: Default::default(),
     };
     let answer = match super::chat(gw, sub)
         .await

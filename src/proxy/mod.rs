@@ -39,6 +39,8 @@ pub struct ChatCall {
     /// A request in another format (Anthropic, Responses, Gemini): `body`
     /// is then only its routing view, and answers come back in its format.
     pub native: Option<Arc<native::Native>>,
+    /// What the client's headers ask of the cache and idempotency.
+    pub hints: crate::cache::RequestHints,
 }
 
 impl ChatCall {
@@ -89,6 +91,9 @@ pub struct RouteInfo {
     /// What the translation could not carry over (thinking dropped…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub translation_notes: Vec<String>,
+    /// What the cache did (hit, miss, bypass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::CacheInfo>,
 }
 
 pub enum ChatOutcome {
@@ -132,10 +137,13 @@ impl std::fmt::Display for AttemptError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProxyError {
     #[error("{0}")]
     BadRequest(String),
+    /// An idempotency key reused for a different request.
+    #[error("{0}")]
+    IdempotencyConflict(String),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     #[error("{0}")]
@@ -171,6 +179,7 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             ProxyError::BadRequest(_) => 400,
+            ProxyError::IdempotencyConflict(_) => 422,
             ProxyError::Resolve(_) => 404,
             ProxyError::Unsupported(_) => 501,
             ProxyError::Rejected { status, .. } => *status,
@@ -224,9 +233,20 @@ pub async fn chat(gw: &Gateway, call: ChatCall) -> Result<ChatOutcome, ProxyErro
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ProxyError::BadRequest("`stream` must be a boolean".into())),
     };
-    let result = attempt_all(gw, &call, &requested, stream).await;
+    crate::cache::serve(gw, call, requested, stream).await
+}
+
+/// Plan the request and try its targets (what the cache layer calls when
+/// it does not answer itself); a failure is recorded.
+pub(crate) async fn forward(
+    gw: &Gateway,
+    call: &ChatCall,
+    requested: &str,
+    stream: bool,
+) -> Result<ChatOutcome, ProxyError> {
+    let result = attempt_all(gw, call, requested, stream).await;
     if let Err(e) = &result {
-        record_failure(gw, &call, &requested, stream, e);
+        record_failure(gw, call, requested, stream, e);
     }
     result
 }
@@ -580,6 +600,7 @@ async fn run_fusion(
         started: ctx.call.started,
         session: None,
         native: None,
+        hints: Default::default(),
     };
     match Box::pin(attempt_all(ctx.gw, &judge_call, &judge, false)).await {
         Ok(ChatOutcome::Complete {
@@ -785,6 +806,7 @@ async fn try_target(
         context_relay: relay_note.clone(),
         translation: out.translation.clone(),
         translation_notes: out.notes.clone(),
+        cache: None,
     };
     let succeed = |latency_ms: f64| {
         let row = routing
