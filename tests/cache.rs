@@ -67,7 +67,12 @@ async fn setup(extra: &str) -> (FakeUpstream, InProcess) {
     (up, gw)
 }
 
-async fn post_as(gw: &InProcess, key: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+async fn post_as(
+    gw: &InProcess,
+    key: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let mut req = client()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(key)
@@ -91,7 +96,11 @@ fn cache_header(r: &reqwest::Response) -> String {
 
 async fn usage_rows(gw: &InProcess) -> u64 {
     gw.gw.store.flush().await.unwrap();
-    gw.gw.store.read(omniroute::store::count_usage).await.unwrap()
+    gw.gw
+        .store
+        .read(omniroute::store::count_usage)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -115,7 +124,10 @@ async fn a_repeated_deterministic_request_is_answered_from_the_cache() {
     // The same request spelled differently (keys reordered, 0.0, a `user`) hits too.
     let respelled = json!({"messages": [{"content": "cache me", "role": "user"}],
         "user": "someone", "temperature": 0.0, "model": "mock/gpt-4o-mini"});
-    assert_eq!(cache_header(&post_as(&gw, KEY_A, &respelled, &[]).await), "hit");
+    assert_eq!(
+        cache_header(&post_as(&gw, KEY_A, &respelled, &[]).await),
+        "hit"
+    );
     // Not deterministic: the cache stays out of it.
     let warm = json!({"model": "mock/gpt-4o-mini", "temperature": 0.7,
         "messages": [{"role": "user", "content": "cache me"}]});
@@ -130,12 +142,21 @@ async fn a_repeated_deterministic_request_is_answered_from_the_cache() {
     // A seed makes it deterministic.
     let seeded = json!({"model": "mock/gpt-4o-mini", "temperature": 0.7, "seed": 7,
         "messages": [{"role": "user", "content": "cache me"}]});
-    assert_eq!(cache_header(&post_as(&gw, KEY_A, &seeded, &[]).await), "miss");
-    assert_eq!(cache_header(&post_as(&gw, KEY_A, &seeded, &[]).await), "hit");
+    assert_eq!(
+        cache_header(&post_as(&gw, KEY_A, &seeded, &[]).await),
+        "miss"
+    );
+    assert_eq!(
+        cache_header(&post_as(&gw, KEY_A, &seeded, &[]).await),
+        "hit"
+    );
     assert_eq!(up.calls("gpt-4o-mini"), 4);
     // A combo or a key turned off: never cached.
     for _ in 0..2 {
-        assert_eq!(cache_header(&post_as(&gw, KEY_A, &ask("fresh", "x"), &[]).await), "bypass");
+        assert_eq!(
+            cache_header(&post_as(&gw, KEY_A, &ask("fresh", "x"), &[]).await),
+            "bypass"
+        );
         assert_eq!(
             cache_header(&post_as(&gw, NO_CACHE, &ask("mock/gpt-4o-mini", "y"), &[]).await),
             "bypass"
@@ -174,7 +195,10 @@ async fn a_stream_is_replayed_event_for_event() {
     // The non-streaming form is another request.
     let whole = json!({"model": "mock/gpt-4o-mini", "temperature": 0,
         "messages": [{"role": "user", "content": "stream me"}]});
-    assert_eq!(cache_header(&post_as(&gw, KEY_A, &whole, &[]).await), "miss");
+    assert_eq!(
+        cache_header(&post_as(&gw, KEY_A, &whole, &[]).await),
+        "miss"
+    );
     gw.stop().await;
 }
 
@@ -210,7 +234,10 @@ async fn one_key_never_sees_another_keys_answers_unless_they_share_a_namespace()
     assert_eq!(cache_header(&post_as(&gw, KEY_B, &body, &[]).await), "hit");
     assert_eq!(up.calls("gpt-4o-mini"), 2);
     // Two keys an admin put in one namespace share answers.
-    assert_eq!(cache_header(&post_as(&gw, TEAM_1, &body, &[]).await), "miss");
+    assert_eq!(
+        cache_header(&post_as(&gw, TEAM_1, &body, &[]).await),
+        "miss"
+    );
     assert_eq!(cache_header(&post_as(&gw, TEAM_2, &body, &[]).await), "hit");
     assert_eq!(up.calls("gpt-4o-mini"), 3);
     // No row holds a client key or an upstream secret.
@@ -277,8 +304,14 @@ async fn twenty_identical_requests_at_once_make_one_upstream_call() {
     }
     assert_eq!(up.calls("slow"), 1);
     assert_eq!(answers.iter().filter(|a| a.0 == "miss").count(), 1);
-    assert!(answers.iter().filter(|a| a.0 == "hit").all(|a| a.1.is_some()));
-    assert!(answers.iter().all(|a| a.2 == answers[0].2), "all got the same answer");
+    assert!(answers
+        .iter()
+        .filter(|a| a.0 == "hit")
+        .all(|a| a.1.is_some()));
+    assert!(
+        answers.iter().all(|a| a.2 == answers[0].2),
+        "all got the same answer"
+    );
     assert_eq!(usage_rows(&gw).await, 1);
     gw.stop().await;
 }
@@ -294,7 +327,13 @@ async fn streams_in_flight_are_fanned_out() {
         tasks.push(tokio::spawn(async move {
             // The later ones join while the first is mid-stream.
             tokio::time::sleep(Duration::from_millis(200 * i)).await;
-            let r = client().post(url).bearer_auth(KEY_A).json(&body).send().await.unwrap();
+            let r = client()
+                .post(url)
+                .bearer_auth(KEY_A)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             (cache_header(&r), r.text().await.unwrap())
         }));
     }
@@ -303,7 +342,10 @@ async fn streams_in_flight_are_fanned_out() {
         out.push(t.await.unwrap());
     }
     assert_eq!(up.calls("slow-stream"), 1);
-    assert!(out.iter().all(|o| o.1 == out[0].1), "every client got every event");
+    assert!(
+        out.iter().all(|o| o.1 == out[0].1),
+        "every client got every event"
+    );
     assert!(out[0].1.contains("[9]") && out[0].1.ends_with("data: [DONE]\n\n"));
     assert_eq!(out.iter().filter(|o| o.0 == "hit").count(), 2);
     gw.stop().await;
@@ -354,7 +396,12 @@ async fn an_idempotency_key_reused_for_another_body_is_422() {
     let (up, gw) = setup("").await;
     let a = json!({"model": "mock/gpt-4o-mini", "messages": [{"role": "user", "content": "one"}]});
     let b = json!({"model": "mock/gpt-4o-mini", "messages": [{"role": "user", "content": "two"}]});
-    assert_eq!(post_as(&gw, KEY_A, &a, &[("idempotency-key", "k-1")]).await.status(), 200);
+    assert_eq!(
+        post_as(&gw, KEY_A, &a, &[("idempotency-key", "k-1")])
+            .await
+            .status(),
+        200
+    );
     let r = post_as(&gw, KEY_A, &b, &[("idempotency-key", "k-1")]).await;
     assert_eq!(r.status(), 422);
     let e: Value = r.json().await.unwrap();
@@ -370,7 +417,8 @@ async fn an_idempotency_key_reused_for_another_body_is_422() {
 #[tokio::test]
 async fn x_request_id_is_an_idempotency_key_when_configured() {
     let (up, gw) = setup("[idempotency]\nrequest_id_header = true\nwindow = \"30s\"\n").await;
-    let body = json!({"model": "mock/gpt-4o-mini", "messages": [{"role": "user", "content": "rid"}]});
+    let body =
+        json!({"model": "mock/gpt-4o-mini", "messages": [{"role": "user", "content": "rid"}]});
     post_as(&gw, KEY_A, &body, &[("x-request-id", "rid-1")]).await;
     let r = post_as(&gw, KEY_A, &body, &[("x-request-id", "rid-1")]).await;
     assert_eq!(r.headers()["idempotent-replayed"], "true");
@@ -393,7 +441,13 @@ async fn semantic_hit_on_a_paraphrase_and_miss_below_the_threshold() {
     let first = post_as(&gw, KEY_A, &q("What is the capital of France?"), &[]).await;
     assert_eq!(cache_header(&first), "miss");
     let first_body: Value = first.json().await.unwrap();
-    let para = post_as(&gw, KEY_A, &q("Tell me the capital city of France, please"), &[]).await;
+    let para = post_as(
+        &gw,
+        KEY_A,
+        &q("Tell me the capital city of France, please"),
+        &[],
+    )
+    .await;
     assert_eq!(cache_header(&para), "hit");
     assert_eq!(para.headers()["x-omniroute-cache-kind"], "semantic");
     let sim: f32 = para.headers()["x-omniroute-cache-similarity"]
@@ -463,9 +517,8 @@ async fn embeddings_pass_through_the_router() {
         .gw
         .store
         .read(|c| {
-            let mut s = c.prepare(
-                "SELECT endpoint, outcome, input_tokens FROM usage_events ORDER BY id",
-            )?;
+            let mut s =
+                c.prepare("SELECT endpoint, outcome, input_tokens FROM usage_events ORDER BY id")?;
             let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -482,7 +535,13 @@ async fn flush_and_figures() {
     post_as(&gw, KEY_A, &body, &[]).await;
     post_as(&gw, KEY_A, &body, &[]).await;
     post_as(&gw, KEY_A, &body, &[]).await;
-    post_as(&gw, KEY_A, &ask("faq", "What is the capital of France?"), &[]).await;
+    post_as(
+        &gw,
+        KEY_A,
+        &ask("faq", "What is the capital of France?"),
+        &[],
+    )
+    .await;
     gw.gw.store.flush().await.unwrap();
     let admin = omniroute::access::Principal::operator();
     let s = omniroute::ops::cache::cache_stats(&gw.gw, Default::default(), &admin)
@@ -493,7 +552,11 @@ async fn flush_and_figures() {
     assert_eq!(s.totals.hit_rate, Some(0.5));
     assert_eq!(s.totals.tokens_saved, 36, "two hits of 11 + 7 tokens");
     assert_eq!(s.entries, 2);
-    let line = s.by_combo.iter().find(|l| l.group == "mock/gpt-4o-mini").unwrap();
+    let line = s
+        .by_combo
+        .iter()
+        .find(|l| l.group == "mock/gpt-4o-mini")
+        .unwrap();
     assert_eq!((line.hits, line.misses), (2, 1));
     assert!(s.by_key.iter().any(|l| l.hits == 2));
     let f = omniroute::ops::cache::cache_flush(
@@ -509,7 +572,13 @@ async fn flush_and_figures() {
     assert_eq!(f.entries, 1);
     assert_eq!(gw.gw.cache.size().0, 1);
     assert_eq!(cache_header(&post_as(&gw, KEY_A, &body, &[]).await), "hit");
-    let r = post_as(&gw, KEY_A, &ask("faq", "What is the capital of France?"), &[]).await;
+    let r = post_as(
+        &gw,
+        KEY_A,
+        &ask("faq", "What is the capital of France?"),
+        &[],
+    )
+    .await;
     assert_eq!(cache_header(&r), "miss");
     // /health reports the figures to a read key.
     let h: Value = client()

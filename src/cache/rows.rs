@@ -162,6 +162,7 @@ pub fn load_entries(
 
 /// Which entries a flush removes: all, or those of a model/combo, of a namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FlushFilter {
     /// Only answers to requests naming this model or combo.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -141,7 +141,8 @@ pub async fn cache_flush(
         .store
         .write(move |tx| {
             let (n, bytes) = rows::flush(tx, &f)?;
-            let after = serde_json::json!({"combo": f.combo, "namespace": f.namespace, "entries": n});
+            let after =
+                serde_json::json!({"combo": f.combo, "namespace": f.namespace, "entries": n});
             store::audit(tx, actor_s, "flush", "cache", "answers", None, Some(&after))?;
             Ok((n, bytes))
         })

@@ -924,7 +924,10 @@ pub fn fake_embedding(text: &str, dims: usize) -> Vec<f32> {
         .map(|w| w.replace('\'', "").to_lowercase())
         .filter(|w| !w.is_empty() && !STOPWORDS.contains(&w.as_str()))
     {
-        let w = word.strip_suffix('s').filter(|s| s.len() > 2).unwrap_or(&word);
+        let w = word
+            .strip_suffix('s')
+            .filter(|s| s.len() > 2)
+            .unwrap_or(&word);
         // FNV-1a
         let mut h: u64 = 0xcbf29ce484222325;
         for b in w.bytes() {
@@ -951,16 +954,25 @@ async fn embeddings(
     let model = body["model"].as_str().unwrap_or("").to_string();
     let auth = seen.record(&model, &body, &headers, "authorization");
     if auth.contains("bad") {
-        return error(StatusCode::UNAUTHORIZED, "Incorrect API key provided", "invalid_request_error");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided",
+            "invalid_request_error",
+        );
     }
     if model == "fail-500" {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded", "server_error");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "upstream exploded",
+            "server_error",
+        );
     }
     let inputs: Vec<String> = match &body["input"] {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) if a.iter().all(Value::is_string) => {
-            a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
-        }
+        Value::Array(a) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         _ => {
             return error(
                 StatusCode::BAD_REQUEST,
