@@ -12,6 +12,10 @@
 //! counts from when it was sent. The timer's 1 ms granularity would otherwise be
 //! charged to the server; keep R well below saturation so workers are free.
 //!
+//! `--temperature T` adds `temperature` to the body (`0` makes the request
+//! deterministic, so the gateway's cache answers every one after the first);
+//! the output counts the answers marked `x-omniroute-cache: hit`.
+//!
 //! `--first-response-since-ns T0` instead polls (every 1 ms) until one request
 //! succeeds and prints the time from T0 (ns since the epoch, e.g. `date +%s%N`
 //! taken just before the gateway was started) to that first success.
@@ -55,12 +59,16 @@ async fn main() {
         first_response(&url, &key, &model, t0).await;
         return;
     }
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "model": model,
         "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
         "stream": stream,
-    })
-    .to_string();
+    });
+    if let Some(t) = arg("--temperature").and_then(|v| v.parse::<f64>().ok()) {
+        body["temperature"] = serde_json::json!(t);
+    }
+    let body = body.to_string();
+    let hits = Arc::new(AtomicUsize::new(0));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
         .build()
@@ -70,13 +78,14 @@ async fn main() {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, key, body, next, errors) = (
+        let (client, url, key, body, next, errors, hits) = (
             client.clone(),
             url.clone(),
             key.clone(),
             body.clone(),
             next.clone(),
             errors.clone(),
+            hits.clone(),
         );
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -105,6 +114,13 @@ async fn main() {
                 if !resp.status().is_success() {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
+                if resp
+                    .headers()
+                    .get("x-omniroute-cache")
+                    .is_some_and(|v| v == "hit")
+                {
+                    hits.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut first = None;
                 while let Ok(Some(_)) = resp.chunk().await {
                     first.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1000.0);
@@ -130,6 +146,7 @@ async fn main() {
         serde_json::json!({
             "requests": lat.len(),
             "errors": errors.load(Ordering::Relaxed),
+            "cache_hits": hits.load(Ordering::Relaxed),
             "rps": lat.len() as f64 / secs,
             "p50_ms": pct(&lat, 0.50), "p90_ms": pct(&lat, 0.90), "p99_ms": pct(&lat, 0.99),
             "ttfb_p50_ms": pct(&ttfb, 0.50), "ttfb_p99_ms": pct(&ttfb, 0.99),

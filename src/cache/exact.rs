@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(gone[0].hash, [2; 32]);
         assert!(c.get(&[2; 32], 0).0.is_none());
         // Too big for the whole bound: not kept, nothing evicted.
-        assert_eq!(c.insert(entry(9, 5000, 100)).0, false);
+        assert!(!c.insert(entry(9, 5000, 100)).0);
         assert_eq!(c.size().0, 3);
     }
 

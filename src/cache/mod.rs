@@ -100,6 +100,8 @@ enum JoinKind {
     Replay,
 }
 
+// Returned once per request and matched at once: boxing would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Front {
     Hit(ChatOutcome),
     Join(Subscriber, JoinKind),
@@ -453,8 +455,8 @@ impl Cache {
             let mut coalesce_key = None;
             if self.settings.coalesce {
                 if let Ok(mut m) = self.flights.lock() {
-                    if !m.contains_key(&p.key.hash) {
-                        m.insert(p.key.hash, flight.clone());
+                    if let std::collections::hash_map::Entry::Vacant(v) = m.entry(p.key.hash) {
+                        v.insert(flight.clone());
                         coalesce_key = Some(p.key.hash);
                     }
                 }

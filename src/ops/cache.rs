@@ -94,15 +94,12 @@ pub async fn cache_stats(
     let now = now_ms();
     let since_ms = super::cost::parse_instant("since", q.since.as_deref().unwrap_or("30d"), now)?;
     let f = figures(gw, since_ms, now, viewer, q.combo.clone()).await?;
-    let namespace = match viewer.usage_filter() {
-        None => None,
-        Some(key) => Some(
-            gw.cache
-                .policy(&key)
-                .and_then(|p| p.namespace)
-                .unwrap_or(key),
-        ),
-    };
+    let namespace = viewer.usage_filter().map(|key| {
+        gw.cache
+            .policy(&key)
+            .and_then(|p| p.namespace)
+            .unwrap_or(key)
+    });
     let (entries, stored_bytes) = gw
         .store
         .read(move |c| rows::stored_totals(c, namespace.as_deref()))
