@@ -610,3 +610,64 @@ async fn entries_survive_a_restart() {
     assert_eq!(up.calls("gpt-4o-mini"), 1);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_responses_hit_gets_its_own_id_and_a_follow_up_finds_it() {
+    let (up, gw) = setup("").await;
+    let body = json!({"model": "mock/gpt-4o-mini", "temperature": 0, "input": "remember this"});
+    let post = |body: Value| {
+        client()
+            .post(gw.url("/v1/responses"))
+            .bearer_auth(KEY_A)
+            .json(&body)
+            .send()
+    };
+    let first = post(body.clone()).await.unwrap();
+    assert_eq!(cache_header(&first), "miss");
+    let first: Value = first.json().await.unwrap();
+    let second = post(body.clone()).await.unwrap();
+    assert_eq!(cache_header(&second), "hit");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["output"], first["output"]);
+    assert_ne!(
+        second["id"], first["id"],
+        "each answer has its own response id"
+    );
+    // The hit's conversation was stored under its id: a follow-up continues it.
+    let follow = json!({"model": "mock/gpt-4o-mini", "input": "and then?",
+        "previous_response_id": second["id"]});
+    let r = post(follow).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got = client()
+        .get(gw.url(&format!("/v1/responses/{}", second["id"].as_str().unwrap())))
+        .bearer_auth(KEY_A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(up.calls("gpt-4o-mini"), 2);
+    // Streamed: the replayed events carry the new id too.
+    let sbody = json!({"model": "mock/gpt-4o-mini", "temperature": 0, "input": "stream this", "stream": true});
+    let a = post(sbody.clone()).await.unwrap().text().await.unwrap();
+    let mut b = String::new();
+    for _ in 0..50 {
+        let r = post(sbody.clone()).await.unwrap();
+        let hit = cache_header(&r) == "hit";
+        b = r.text().await.unwrap();
+        if hit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id_of = |t: &str| -> String {
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("data: ") && l.contains("response.created"))
+            .unwrap();
+        let v: Value = serde_json::from_str(&line[6..]).unwrap();
+        v["response"]["id"].as_str().unwrap().to_string()
+    };
+    assert!(b.contains("response.completed"));
+    assert_ne!(id_of(&a), id_of(&b));
+    gw.stop().await;
+}

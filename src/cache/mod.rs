@@ -127,6 +127,17 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // A task that ended without an answer (cancelled, or it failed)
+        // must not leave anyone waiting.
+        match self.flight.phase() {
+            Phase::Running => self.flight.publish(Phase::Abandoned),
+            Phase::Done(a) => {
+                if let Body::Stream(r) = &a.body {
+                    r.finish(End::Broken);
+                }
+            }
+            _ => {}
+        }
         let cache = &self.gw.cache;
         if let Some(k) = &self.coalesce_key {
             if let Ok(mut m) = cache.flights.lock() {
@@ -191,8 +202,7 @@ impl Cache {
     }
 
     fn semantic_wants_graph(&self, context: &str) -> bool {
-        self.semantic.nearest(context, &[]).len() > semantic::INDEX_AT
-            && !self.semantic.indexed(context)
+        self.semantic.len(context) > semantic::INDEX_AT && !self.semantic.indexed(context)
     }
 
     /// Re-read key policies, and drop what another process flushed.
@@ -601,23 +611,39 @@ fn responses_mapper(
             conversation.save(&store, &v);
             return serde_json::to_vec(&v).map(Bytes::from).unwrap_or(b);
         }
-        let (name, data) = crate::formats::observe::split_event(&b);
-        let (Some(name), [data]) = (name, data.as_slice()) else {
-            return b;
-        };
-        let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
-            return b;
-        };
-        if !v.get("response").is_some_and(Value::is_object) {
-            return b;
+        // A chunk may hold several events (a translated stream writes them together).
+        let events = flight::split_events(&b);
+        let mut out = Vec::with_capacity(b.len() + 64);
+        for ev in events {
+            out.extend_from_slice(&map_response_event(&ev, &conversation, &store));
         }
-        v["response"]["id"] = Value::String(conversation.id.clone());
-        let name = String::from_utf8_lossy(name).to_string();
-        if name == "response.completed" {
-            conversation.save(&store, &v["response"]);
-        }
-        Bytes::from(crate::formats::sse::named(&name, &v))
+        Bytes::from(out)
     }))
+}
+
+/// One Responses stream event with the response id set to this client's;
+/// the completed response is stored under it.
+fn map_response_event(
+    ev: &Bytes,
+    conversation: &crate::proxy::native::Conversation,
+    store: &Store,
+) -> Bytes {
+    let (name, data) = crate::formats::observe::split_event(ev);
+    let (Some(name), [data]) = (name, data.as_slice()) else {
+        return ev.clone();
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
+        return ev.clone();
+    };
+    if !v.get("response").is_some_and(Value::is_object) {
+        return ev.clone();
+    }
+    v["response"]["id"] = Value::String(conversation.id.clone());
+    let name = String::from_utf8_lossy(name).to_string();
+    if name == "response.completed" {
+        conversation.save(store, &v["response"]);
+    }
+    Bytes::from(crate::formats::sse::named(&name, &v))
 }
 
 fn with_cache(mut o: ChatOutcome, info: CacheInfo) -> ChatOutcome {
@@ -640,6 +666,7 @@ pub async fn serve(
 ) -> Result<ChatOutcome, ProxyError> {
     let cache = &gw.cache;
     let idem = cache.idempotency_key(&call)?;
+    let mut bypass = "the request is not cacheable";
     let plan = match cache.decide(gw, &call, &requested) {
         Decision::Cache(p) => Some(p),
         Decision::Bypass(reason) => {
@@ -647,6 +674,7 @@ pub async fn serve(
                 let out = Box::pin(crate::proxy::forward(gw, &call, &requested, stream)).await?;
                 return Ok(with_cache(out, CacheInfo::bypass(reason)));
             }
+            bypass = reason;
             None
         }
     };
@@ -713,7 +741,15 @@ pub async fn serve(
         coalesce_key,
         idem_scope,
     };
-    let task = tokio::spawn(run(me, flight.clone(), call, requested, stream, plan, reg));
+    let task = tokio::spawn(run(
+        me,
+        flight.clone(),
+        call,
+        (requested, stream),
+        plan,
+        bypass,
+        reg,
+    ));
     flight.set_task(task.abort_handle());
     match flight.wait().await {
         Some(Ok(answer)) => {
@@ -824,9 +860,9 @@ async fn run(
     gw: Arc<Gateway>,
     flight: Arc<Flight>,
     call: ChatCall,
-    requested: String,
-    stream: bool,
+    (requested, stream): (String, bool),
     plan: Option<Box<Plan>>,
+    bypass: &'static str,
     reg: Registration,
 ) {
     let cache = &gw.cache;
@@ -897,7 +933,7 @@ async fn run(
     }
     let info = match &plan {
         Some(_) => CacheInfo::miss(),
-        None => CacheInfo::bypass("the request is not cacheable"),
+        None => CacheInfo::bypass(bypass),
     };
     let started_ms = crate::store::now_ms() - 1000;
     let result = Box::pin(crate::proxy::forward(&gw, &call, &requested, stream)).await;

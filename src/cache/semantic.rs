@@ -167,6 +167,18 @@ impl SemanticIndex {
         }
     }
 
+    /// Live vectors under `context`.
+    pub fn len(&self, context: &str) -> usize {
+        self.parts
+            .lock()
+            .ok()
+            .and_then(|p| {
+                p.get(context)
+                    .map(|p| p.items.len() - p.removed.len().min(p.items.len()))
+            })
+            .unwrap_or(0)
+    }
+
     /// Is `context`'s partition served by a graph now (tests, figures)?
     pub fn indexed(&self, context: &str) -> bool {
         self.parts
