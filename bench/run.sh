@@ -9,7 +9,9 @@
 # from process start to the first successful completion and the idle RSS, then drives
 # non-streaming completions at concurrency 1, 16 and 64 directly to the mock and through
 # the gateway, a 200-chunk stream, and a combo whose first target answers 429; last the
-# gateway's peak RSS (VmHWM). Everything shares this machine's cores. Linux only (/proc).
+# gateway's peak RSS (VmHWM); and a cache hit against a plain forward: the same deterministic
+# request (temperature 0) at c=1 and c=16, every one after the first answered from the cache.
+# Everything shares this machine's cores. Linux only (/proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -105,6 +107,16 @@ EOF
     record "$run" "c$c" cpu "{\"mock_us\":$(( (m1 - m0) * 1000000 / HZ / n )),\"gateway_us\":$(( (g2 - g1) * 1000000 / HZ / n ))}"
   done
 
+  # Cache hits: the same request with temperature 0 (the first one is the miss, in the warm-up).
+  for c in 1 16; do
+    n=$([[ $c == 1 ]] && echo "$N1" || echo "$N16")
+    "$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model mock/bench --temperature 0 --concurrency "$c" --requests $((c * 20)) >/dev/null
+    g1=$(cpu_ticks "$GW_PID")
+    record "$run" "cache$c" hit "$("$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model mock/bench --temperature 0 --concurrency "$c" --requests "$n")"
+    g2=$(cpu_ticks "$GW_PID")
+    record "$run" "cache$c" cpu "{\"gateway_us\":$(( (g2 - g1) * 1000000 / HZ / n ))}"
+  done
+
   # Paced: the same 16 connections at a fixed total rate well below saturation, so the
   # difference is the gateway's added latency rather than CPU queueing.
   record "$run" paced direct "$("$LOAD" --url "$MOCK_URL/chat/completions" --key "$UPSTREAM_KEY" --model bench --concurrency 16 --requests "$NR" --rate "$RATE")"
@@ -146,6 +158,15 @@ for run in runs:
         d, g = get(run, case, "direct"), get(run, case, "gateway")
         cpu = get(run, case, "cpu")
         print(f"| {run} | non-stream {case} | **added** | {g['rps']/d['rps']*100:.0f}% of direct | {g['p50_ms']-d['p50_ms']:+.3f} | {g['p90_ms']-d['p90_ms']:+.3f} | {g['p99_ms']-d['p99_ms']:+.3f} | CPU/req: mock {cpu['mock_us']} µs, gateway {cpu['gateway_us']} µs |")
+print()
+print("| run | cache hit vs plain forward | req/s | p50 ms | p90 ms | p99 ms | gateway CPU per request | hits |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for run in runs:
+    for c in ["1", "16"]:
+        f, h = get(run, "c" + c, "gateway"), get(run, "cache" + c, "hit")
+        fc, hc = get(run, "c" + c, "cpu"), get(run, "cache" + c, "cpu")
+        print(f"| {run} | c={c} forward (mock/bench) | {f['rps']:.0f} | {f['p50_ms']:.3f} | {f['p90_ms']:.3f} | {f['p99_ms']:.3f} | {fc['gateway_us']} µs | {f.get('cache_hits', 0)} |")
+        print(f"| {run} | c={c} cache hit (temperature 0) | {h['rps']:.0f} | {h['p50_ms']:.3f} | {h['p90_ms']:.3f} | {h['p99_ms']:.3f} | {hc['gateway_us']} µs | {h['cache_hits']} of {h['requests']} |")
 print()
 rate = sys.argv[4]
 print(f"| run | c=16 paced at {rate} req/s | p50 ms | p90 ms | p99 ms | errors |")

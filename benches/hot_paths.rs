@@ -141,6 +141,7 @@ fn registry_with_combo() -> (Registry, tempfile::TempDir) {
         limits: Default::default(),
         fusion: None,
         summarizer_model: None,
+        cache: None,
     };
     let catalog = omniroute::catalog::embedded();
     let env = |_: &str| None;
@@ -229,5 +230,50 @@ fn metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, codecs, routing, metrics);
+/// What the cache adds in front of planning: the key of a request and an
+/// exact lookup among 10 000 entries.
+fn cache(c: &mut Criterion) {
+    use omniroute::cache::exact::{Entry, Exact};
+    use omniroute::cache::key;
+    use omniroute::proxy::ChatCall;
+    let call = ChatCall::openai(
+        "r".into(),
+        Some("key_bench".into()),
+        "chat.completions",
+        bytes::Bytes::from_static(OPENAI_REQUEST.as_bytes()),
+        std::time::Instant::now(),
+        None,
+    )
+    .unwrap();
+    c.bench_function("cache key of a 4-message request with a tool", |b| {
+        b.iter(|| key::key_for(black_box(&call), "mock/m0", "mock/m0", "key_bench").unwrap())
+    });
+    let exact = Exact::new(1 << 30);
+    for i in 0u64..10_000 {
+        let mut hash = [0u8; 32];
+        hash[..8].copy_from_slice(&i.to_le_bytes());
+        exact.insert(std::sync::Arc::new(Entry {
+            hash,
+            namespace: "key_bench".into(),
+            label: "mock/m0".into(),
+            format: WireFormat::Openai,
+            stream: false,
+            status: 200,
+            body: bytes::Bytes::from(vec![b'x'; 600]),
+            route: Default::default(),
+            usage: Default::default(),
+            cost_usd: None,
+            created_ms: 0,
+            expires_ms: i64::MAX,
+            semantic: None,
+        }));
+    }
+    let mut probe = [0u8; 32];
+    probe[..8].copy_from_slice(&4242u64.to_le_bytes());
+    c.bench_function("exact cache lookup among 10k entries", |b| {
+        b.iter(|| exact.get(black_box(&probe), 1).0.is_some())
+    });
+}
+
+criterion_group!(benches, codecs, routing, metrics, cache);
 criterion_main!(benches);

@@ -17,6 +17,10 @@
 //! counts from when it was sent. The timer's 1 ms granularity would otherwise be
 //! charged to the server; keep R well below saturation so workers are free.
 //!
+//! `--temperature T` adds `temperature` to the body (`0` makes the request
+//! deterministic, so the gateway's cache answers every one after the first);
+//! the output counts the answers marked `x-omniroute-cache: hit`.
+//!
 //! `--first-response-since-ns T0` instead polls (every 1 ms) until one request
 //! succeeds and prints the time from T0 (ns since the epoch, e.g. `date +%s%N`
 //! taken just before the gateway was started) to that first success.
@@ -66,15 +70,20 @@ async fn main() {
             let mut v: serde_json::Value = serde_json::from_str(&text).expect("JSON body");
             v["model"] = serde_json::Value::String(model.clone());
             v["stream"] = serde_json::Value::Bool(stream);
-            v.to_string()
+            v
         }
         None => serde_json::json!({
             "model": model,
             "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
             "stream": stream,
-        })
-        .to_string(),
+        }),
     };
+    let mut body = body;
+    if let Some(t) = arg("--temperature").and_then(|v| v.parse::<f64>().ok()) {
+        body["temperature"] = serde_json::json!(t);
+    }
+    let body = body.to_string();
+    let hits = Arc::new(AtomicUsize::new(0));
     let extra: Vec<(String, String)> = std::env::args()
         .collect::<Vec<_>>()
         .windows(2)
@@ -93,7 +102,7 @@ async fn main() {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, key, body, next, errors, extra) = (
+        let (client, url, key, body, next, errors, extra, hits) = (
             client.clone(),
             url.clone(),
             key.clone(),
@@ -101,6 +110,7 @@ async fn main() {
             next.clone(),
             errors.clone(),
             extra.clone(),
+            hits.clone(),
         );
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -130,6 +140,13 @@ async fn main() {
                 };
                 if !resp.status().is_success() {
                     errors.fetch_add(1, Ordering::Relaxed);
+                }
+                if resp
+                    .headers()
+                    .get("x-omniroute-cache")
+                    .is_some_and(|v| v == "hit")
+                {
+                    hits.fetch_add(1, Ordering::Relaxed);
                 }
                 let mut first = None;
                 let mut last: Option<Instant> = None;
@@ -165,6 +182,7 @@ async fn main() {
         serde_json::json!({
             "requests": lat.len(),
             "errors": errors.load(Ordering::Relaxed),
+            "cache_hits": hits.load(Ordering::Relaxed),
             "rps": lat.len() as f64 / secs,
             "p50_ms": pct(&lat, 0.50), "p90_ms": pct(&lat, 0.90), "p99_ms": pct(&lat, 0.99),
             "ttfb_p50_ms": pct(&ttfb, 0.50), "ttfb_p99_ms": pct(&ttfb, 0.99),

@@ -31,6 +31,12 @@ pub struct FileConfig {
     /// OpenTelemetry trace export (off unless `otlp_endpoint` is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetrySection>,
+    /// The answer cache: on by default for deterministic requests.
+    #[serde(default)]
+    pub cache: crate::cache::CacheSection,
+    /// Idempotency keys: the window a finished answer is given again.
+    #[serde(default)]
+    pub idempotency: crate::cache::IdempotencySection,
 }
 
 /// `[telemetry]`: each request as an OTLP trace (a span for the request, one
@@ -210,6 +216,9 @@ pub enum KeyEntry {
         scopes: Vec<crate::access::Scope>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label: Option<String>,
+        /// This key's cache policy: its mode, or a namespace it shares with other keys.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache: Option<crate::cache::KeyCachePolicy>,
     },
 }
 
@@ -224,6 +233,13 @@ impl KeyEntry {
         match self {
             KeyEntry::Plain(_) => crate::access::Scopes::inference(),
             KeyEntry::Scoped { scopes, .. } => crate::access::Scopes::of(scopes),
+        }
+    }
+
+    pub fn cache(&self) -> Option<&crate::cache::KeyCachePolicy> {
+        match self {
+            KeyEntry::Scoped { cache, .. } => cache.as_ref(),
+            KeyEntry::Plain(_) => None,
         }
     }
 
@@ -350,6 +366,8 @@ impl FileConfig {
         }
         self.store.retention.resolve()?;
         crate::egress::EgressPolicy::new(&self.server.allowed_upstreams)?;
+        self.cache.validate()?;
+        self.idempotency.validate()?;
         if self.server.max_body_bytes == Some(0) {
             return Err("server.max_body_bytes must be positive".into());
         }
@@ -363,6 +381,10 @@ impl FileConfig {
                 return Err(format!(
                     "server.api_keys[{i}]: scopes is empty; name at least one of inference, read, admin"
                 ));
+            }
+            if let Some(c) = key.cache() {
+                c.validate()
+                    .map_err(|m| format!("server.api_keys[{i}].cache: {m}"))?;
             }
         }
         let mut names = std::collections::HashSet::new();

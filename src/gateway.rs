@@ -50,6 +50,8 @@ pub struct Settings {
     pub telemetry: Option<crate::config::TelemetrySection>,
     /// Items per page of the MCP list methods (tools, prompts, resources).
     pub mcp_page_size: usize,
+    /// The answer cache and idempotency (`[cache]`, `[idempotency]`).
+    pub cache: crate::cache::CacheSettings,
 }
 
 impl Settings {
@@ -75,6 +77,7 @@ impl Settings {
             conformance_fixtures: false,
             telemetry: None,
             mcp_page_size: 100,
+            cache: Default::default(),
         }
     }
 }
@@ -134,6 +137,10 @@ pub struct Gateway {
     pub subscriptions: Arc<crate::subscription::Subscriptions>,
     /// OTLP trace export, when configured.
     pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    /// The answer cache, requests in flight and idempotency keys.
+    pub cache: crate::cache::Cache,
+    /// This gateway, for work that outlives one request (a flight's task).
+    me: std::sync::Weak<Gateway>,
     catalog: Vec<ProviderSpec>,
     registry: ArcSwap<Registry>,
     started: Instant,
@@ -174,11 +181,14 @@ impl Gateway {
                 t.export(e);
             }
         }));
-        let gw = Arc::new(Gateway {
+        let upstream = Upstream::new(settings.connect_timeout, egress.clone())?;
+        let gw = Arc::new_cyclic(|me| Gateway {
+            me: me.clone(),
+            cache: crate::cache::Cache::new(settings.cache.clone()),
             streams: LiveStreams::default(),
             routing,
             subscriptions,
-            upstream: Upstream::new(settings.connect_timeout, egress.clone())?,
+            upstream,
             egress,
             settings,
             store,
@@ -190,6 +200,11 @@ impl Gateway {
         });
         gw.reload().await?;
         Ok(gw)
+    }
+
+    /// This gateway as an owned handle (None only while it is dropped).
+    pub fn handle(&self) -> Option<Arc<Gateway>> {
+        self.me.upgrade()
     }
 
     pub fn catalog(&self) -> &[ProviderSpec] {
@@ -319,6 +334,7 @@ impl Gateway {
             tracing::warn!("{w}");
         }
         self.registry.store(Arc::new(registry));
+        self.cache.refresh(&self.store).await?;
         Ok(())
     }
 

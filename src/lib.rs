@@ -10,12 +10,15 @@
 
 pub mod a2a;
 pub mod access;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod egress;
+pub mod embeddings;
 pub mod formats;
 pub mod gateway;
 pub mod http;
+pub mod idempotency;
 pub mod mcp;
 pub mod metrics;
 pub mod ops;

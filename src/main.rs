@@ -104,6 +104,9 @@ enum Command {
     /// The key that encrypts stored secrets (`secret.key`).
     #[command(subcommand)]
     Secrets(SecretsCmd),
+    /// The answer cache: figures, flushes, per-key policies.
+    #[command(subcommand)]
+    Cache(CacheCmd),
     /// Usage summary for a period.
     Usage {
         /// Period to cover, e.g. 24h, 7d, 30d.
@@ -144,6 +147,42 @@ struct LoginArgs {
     /// Lower is tried first among this provider's accounts.
     #[arg(long)]
     priority: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCmd {
+    /// Hits, misses, bytes, hit rate, tokens and cost saved, by combo and key.
+    Stats {
+        /// Period to cover, e.g. 24h, 7d, 30d, or a date.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// Only this model or combo.
+        #[arg(long)]
+        combo: Option<String>,
+    },
+    /// Remove stored answers: all, or one model or combo's, or one namespace's.
+    Flush {
+        #[arg(long)]
+        combo: Option<String>,
+        /// A key id, or a namespace keys share.
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+    /// Set a client key's cache mode or shared namespace (by id or hint).
+    Key {
+        id: String,
+        /// auto (deterministic requests only), always or off; omit for the default.
+        #[arg(long, value_parser = parse_cache_mode)]
+        mode: Option<omniroute::cache::CacheMode>,
+        /// Share answers with the other keys in this namespace; omit for the key's own.
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+}
+
+fn parse_cache_mode(s: &str) -> std::result::Result<omniroute::cache::CacheMode, String> {
+    omniroute::cache::CacheMode::parse(s)
+        .ok_or_else(|| format!("unknown cache mode {s:?}: auto, always or off"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -457,6 +496,7 @@ async fn run(cli: Cli) -> Result<()> {
         Some(Command::Providers(cmd)) => providers(&gw, cmd, cli.json).await,
         Some(Command::Accounts(cmd)) => accounts(&gw, cmd, cli.json).await,
         Some(Command::Usage { since, by }) => usage(&gw, since, by, cli.json).await,
+        Some(Command::Cache(cmd)) => cache(&gw, cmd, cli.json).await,
         Some(Command::Combos(cmd)) => combos(&gw, cmd, cli.json).await,
         Some(Command::Route(RouteCmd::Explain { model, tokens, key })) => {
             let e = ops::explain::explain_route(
@@ -587,6 +627,7 @@ fn settings(cli: &Cli, file: Option<&FileConfig>) -> Result<Settings> {
     if let Some(f) = file {
         s.store.max_db_bytes = f.store.max_db_bytes;
         s.store.retention = f.store.retention.resolve().map_err(anyhow::Error::msg)?;
+        s.cache = omniroute::cache::CacheSettings::from_sections(&f.cache, &f.idempotency);
     }
     s.allowed_origins = server.allowed_origins.clone();
     let dur = |key: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
@@ -713,6 +754,7 @@ async fn keys(gw: &Gateway, cmd: KeysCmd, json: bool) -> Result<()> {
                         key: value,
                         scopes: scope.list(),
                         label,
+                        cache: None,
                     }],
                     ..Default::default()
                 },
@@ -1095,6 +1137,7 @@ async fn combos(gw: &Gateway, cmd: CombosCmd, json: bool) -> Result<()> {
                             limits: Default::default(),
                             fusion: None,
                             summarizer_model: None,
+                            cache: None,
                         },
                     };
                     if let Some(models) = models {
@@ -1270,6 +1313,120 @@ async fn usage(gw: &Gateway, since: String, by: GroupBy, json: bool) -> Result<(
             l.cost_usd,
             l.avg_latency_ms
         );
+    }
+    println!();
+    print_cache_lines(
+        "answered by the cache (no upstream call, no usage row)",
+        &report.cache,
+    );
+    Ok(())
+}
+
+fn print_cache_lines(title: &str, f: &ops::cache::CacheFigures) {
+    let t = &f.totals;
+    println!(
+        "{title}: {} hits ({} semantic, {} coalesced), {} misses, hit rate {}, {} idempotent replays, {} tokens and ${:.6} saved",
+        t.hits,
+        t.semantic_hits,
+        t.coalesced,
+        t.misses,
+        t.hit_rate
+            .map(|r| format!("{:.1}%", r * 100.0))
+            .unwrap_or_else(|| "-".into()),
+        t.idempotent_replays,
+        t.tokens_saved,
+        t.cost_saved_usd
+    );
+    for (what, lines) in [("COMBO/MODEL", &f.by_combo), ("KEY", &f.by_key)] {
+        if lines.is_empty() {
+            continue;
+        }
+        println!(
+            "{:<36} {:>7} {:>7} {:>8} {:>8} {:>12} {:>10} {:>12}",
+            what, "HITS", "MISSES", "RATE", "REPLAYS", "BYTES OUT", "TOK SAVED", "USD SAVED"
+        );
+        for l in lines {
+            println!(
+                "{:<36} {:>7} {:>7} {:>8} {:>8} {:>12} {:>10} {:>12.6}",
+                l.group,
+                l.hits,
+                l.misses,
+                l.hit_rate
+                    .map(|r| format!("{:.1}%", r * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                l.idempotent_replays,
+                l.bytes_served,
+                l.tokens_saved,
+                l.cost_saved_usd
+            );
+        }
+    }
+}
+
+async fn cache(gw: &Gateway, cmd: CacheCmd, json: bool) -> Result<()> {
+    match cmd {
+        CacheCmd::Stats { since, combo } => {
+            let r = ops::cache::cache_stats(
+                gw,
+                ops::cache::CacheStatsQuery {
+                    since: Some(since),
+                    combo,
+                },
+                &Principal::operator(),
+            )
+            .await?;
+            if json {
+                return print_json(&r);
+            }
+            println!(
+                "cache {} (mode {}, ttl {}s, bound {} bytes): {} answers stored, {} bytes",
+                if r.enabled { "on" } else { "off" },
+                r.mode.as_str(),
+                r.ttl_s,
+                r.max_bytes,
+                r.entries,
+                r.stored_bytes
+            );
+            let f = ops::cache::CacheFigures {
+                totals: r.totals,
+                by_combo: r.by_combo,
+                by_key: r.by_key,
+            };
+            print_cache_lines(&format!("since {}", r.since_day), &f);
+        }
+        CacheCmd::Flush { combo, namespace } => {
+            let r = ops::cache::cache_flush(
+                gw,
+                omniroute::cache::rows::FlushFilter { combo, namespace },
+                Actor::Cli,
+            )
+            .await?;
+            if json {
+                return print_json(&r);
+            }
+            println!("flushed {} answers ({} bytes)", r.entries, r.bytes);
+        }
+        CacheCmd::Key {
+            id,
+            mode,
+            namespace,
+        } => {
+            let (id, p) = ops::cache::set_key_cache(
+                gw,
+                &id,
+                omniroute::cache::KeyCachePolicy { mode, namespace },
+                Actor::Cli,
+            )
+            .await?;
+            if json {
+                return print_json(&p);
+            }
+            println!(
+                "key {id}: cache mode {}, namespace {}",
+                p.mode.map(|m| m.as_str()).unwrap_or("as configured"),
+                p.namespace.as_deref().unwrap_or("its own")
+            );
+        }
     }
     Ok(())
 }

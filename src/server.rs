@@ -127,6 +127,11 @@ pub async fn run_with(
 ) -> Result<(), ServeError> {
     let gw = state.gw.clone();
     let addr: SocketAddr = listener.local_addr()?;
+    match gw.cache.load(&gw.store).await {
+        Ok(n) if n > 0 => tracing::info!(entries = n, "cache loaded"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cached answers could not be loaded; starting empty"),
+    }
     let dashboard_addr = dashboard.as_ref().map(|l| l.local_addr()).transpose()?;
     let state = state.with_shutdown(shutdown.clone());
     write_runtime_file(&gw, addr, dashboard_addr, state.local_token()).await;

@@ -63,6 +63,15 @@ impl Upstream {
 }
 
 impl Upstream {
+    /// A POST of an OpenAI embeddings `body` to the target's `/embeddings`.
+    pub fn embeddings(&self, target: &Target, body: Bytes) -> reqwest::RequestBuilder {
+        let url = format!(
+            "{}/embeddings",
+            target.provider.spec.base_url.trim_end_matches('/')
+        );
+        authorize(json_post(self.client.post(url), false).body(body), target)
+    }
+
     /// A POST of `body`, already in the target's format `fmt`, to its chat
     /// endpoint; `extra` headers (a client's `anthropic-beta`…) win over the
     /// format's defaults.

@@ -620,17 +620,19 @@ async fn a_task_belongs_to_the_key_that_created_it() {
 #[tokio::test]
 async fn skills_answer_through_the_operations_layer() {
     let (_up, gw) = setup().await;
-    // Spend something first, through the proxy.
-    let resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
-        .json(
-            &json!({"model": "mock/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    // Spend something first, through the proxy; the same deterministic
+    // request again is answered by the cache.
+    for _ in 0..2 {
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(&json!({"model": "mock/gpt-4o-mini", "temperature": 0,
+                "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
     gw.gw.store.flush().await.unwrap();
 
     // cost-analysis from plain text.
@@ -648,6 +650,13 @@ async fn skills_answer_through_the_operations_layer() {
     assert_eq!(data["total_requests"], 1);
     assert_eq!(data["by_provider"][0]["group"], "mock");
     assert_eq!(data["by_key"].as_array().unwrap().len(), 1);
+    assert_eq!(data["cache"]["totals"]["hits"], 1, "{data}");
+    assert_eq!(data["cache"]["totals"]["misses"], 1);
+    assert_eq!(data["cache"]["totals"]["tokens_saved"], 18);
+    let text = t["artifacts"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("The cache answered 1 of 2"), "{text}");
 
     // smart-routing, blocking: the answer, the route and its cost.
     let msg = v1_message(

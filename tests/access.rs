@@ -226,6 +226,8 @@ fn tool_calls() -> Vec<(&'static str, Value)> {
         ),
         ("omniroute_check_quota", json!({})),
         ("omniroute_delete_combo", json!({"name": "c1"})),
+        ("omniroute_cache_stats", json!({"since": "1d"})),
+        ("omniroute_cache_flush", json!({})),
     ]
 }
 
@@ -240,7 +242,8 @@ fn expected_scope(tool: &str) -> &'static str {
         | "omniroute_list_combos"
         | "omniroute_get_combo"
         | "omniroute_explain_route"
-        | "omniroute_check_quota" => "read",
+        | "omniroute_check_quota"
+        | "omniroute_cache_stats" => "read",
         _ => "admin",
     }
 }

@@ -52,7 +52,7 @@ async fn every_tool_in_process_matches_its_output_schema() {
     let mcp = TestClient.serve(client_io).await.unwrap();
 
     let tools = mcp.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 16);
+    assert_eq!(tools.len(), 18);
     let checked_in: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -84,6 +84,11 @@ async fn every_tool_in_process_matches_its_output_schema() {
         ),
         ("omniroute_cost_report", json!({"since": "1h"})),
         ("omniroute_get_audit_log", json!({"limit": 10})),
+        ("omniroute_cache_stats", json!({"since": "1d"})),
+        (
+            "omniroute_cache_flush",
+            json!({"combo": "mock/gpt-4o-mini"}),
+        ),
         // The routing tools, in an order that exercises each one.
         (
             "omniroute_upsert_combo",
@@ -661,7 +666,7 @@ async fn legacy_sse_transport_serves_the_same_tools() {
     .unwrap();
     let list = events.message().await;
     let tools = list["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 16);
+    assert_eq!(tools.len(), 18);
     assert!(!list.to_string().contains("uint32"));
     post(
         CLIENT_KEY,

@@ -261,6 +261,7 @@ async fn upsert_validates_diffs_and_rollback_restores_exactly() {
         limits: Default::default(),
         fusion: None,
         summarizer_model: None,
+        cache: None,
     };
     let up1 = |c: Combo, dry| {
         ops::combos::upsert_combo(

@@ -313,6 +313,7 @@ pub async fn combos(gw: &Gateway, req: ComboRequest) -> Outcome {
                     limits: Default::default(),
                     fusion: None,
                     summarizer_model: None,
+                    cache: None,
                 });
                 if let Some(s) = &req.strategy {
                     combo.strategy = strategy(s)?;

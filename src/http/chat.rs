@@ -26,6 +26,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
         .get("x-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let hints = request_hints(req.headers());
     let result = async {
         let bytes = read_body(req, state.gw.settings.max_body_bytes).await?;
         // One pass over the bytes for what routing reads; no document is built.
@@ -45,6 +46,7 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
             started,
             session,
             native: None,
+            hints,
         };
         proxy::chat(&state.gw, call).await.map_err(ApiError::from)
     }
@@ -80,6 +82,16 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
     };
     resp.headers_mut().insert(X_REQUEST_ID, header(&request_id));
     resp
+}
+
+/// `Cache-Control`, `Idempotency-Key` and `X-Request-Id` as the core reads them.
+pub(super) fn request_hints(h: &HeaderMap) -> crate::cache::RequestHints {
+    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+    crate::cache::RequestHints::from_headers(
+        get("cache-control"),
+        get("idempotency-key"),
+        get("x-request-id"),
+    )
 }
 
 pub(super) async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
@@ -125,6 +137,12 @@ const X_CONTEXT_RELAY: HeaderName = HeaderName::from_static("x-omniroute-context
 const X_TRANSLATION: HeaderName = HeaderName::from_static("x-omniroute-translation");
 const X_TRANSLATION_NOTES: HeaderName = HeaderName::from_static("x-omniroute-translation-notes");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_CACHE: HeaderName = HeaderName::from_static("x-omniroute-cache");
+const X_CACHE_KIND: HeaderName = HeaderName::from_static("x-omniroute-cache-kind");
+const X_CACHE_SIMILARITY: HeaderName = HeaderName::from_static("x-omniroute-cache-similarity");
+const X_CACHE_REASON: HeaderName = HeaderName::from_static("x-omniroute-cache-reason");
+const X_CACHE_SAVED: HeaderName = HeaderName::from_static("x-omniroute-cache-saved-usd");
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
     h.insert(X_PROVIDER, header(&route.provider));
@@ -161,6 +179,27 @@ pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
             .take(500)
             .collect();
         h.insert(X_TRANSLATION_NOTES, header(&text));
+    }
+    if let Some(c) = &route.cache {
+        h.insert(X_CACHE, HeaderValue::from_static(c.status.as_str()));
+        if let Some(k) = c.kind {
+            h.insert(X_CACHE_KIND, HeaderValue::from_static(k.as_str()));
+        }
+        if let Some(s) = c.similarity {
+            h.insert(X_CACHE_SIMILARITY, header(&format!("{s:.4}")));
+        }
+        if let Some(age) = c.age_s {
+            h.insert(axum::http::header::AGE, header(&age.to_string()));
+        }
+        if let Some(usd) = c.saved_usd {
+            h.insert(X_CACHE_SAVED, header(&format!("{usd:.8}")));
+        }
+        if let Some(r) = &c.reason {
+            h.insert(X_CACHE_REASON, header(&ascii_list(std::slice::from_ref(r))));
+        }
+        if c.idempotent_replay {
+            h.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        }
     }
     if let Some(note) = &route.context_relay {
         h.insert(

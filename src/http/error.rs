@@ -104,6 +104,9 @@ impl From<ProxyError> for ApiError {
         let message = e.to_string();
         let (kind, code): (&'static str, String) = match &e {
             ProxyError::BadRequest(_) => ("invalid_request_error", "invalid_request".into()),
+            ProxyError::IdempotencyConflict(_) => {
+                ("invalid_request_error", "idempotency_key_reused".into())
+            }
             ProxyError::Resolve(ResolveError::UnknownModel { .. }) => {
                 ("invalid_request_error", "model_not_found".into())
             }

@@ -12,6 +12,7 @@
 pub mod admin;
 mod auth;
 mod chat;
+mod embeddings;
 pub mod error;
 pub mod guard;
 mod mcp;
@@ -130,6 +131,8 @@ pub fn router_for(state: AppState, serves: Serves) -> Router {
     let protected = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/embeddings", post(embeddings::embeddings))
         .route("/v1/responses/{id}", get(translated::get_response))
         .route("/v1/models", get(models::list_models))
         .route("/models", get(models::list_models))

@@ -109,6 +109,7 @@ async fn prepare(
         || !state.gw.settings.require_api_key)
         .then(|| crate::subscription::ClientCredential::from_headers(fmt, headers))
         .flatten();
+    let hints = super::chat::request_hints(headers);
     // Sticky sessions: the gateway's own header, else the one the client tool sends.
     let session = ["x-session-id", "x-claude-code-session-id", "session-id"]
         .iter()
@@ -174,14 +175,17 @@ async fn prepare(
         client_credential,
     );
     Ok(Prepared {
-        call: ChatCall::native(
-            request_id.to_string(),
-            caller.key_id,
-            inbound.endpoint(),
-            native,
-            started,
-            session,
-        ),
+        call: ChatCall {
+            hints,
+            ..ChatCall::native(
+                request_id.to_string(),
+                caller.key_id,
+                inbound.endpoint(),
+                native,
+                started,
+                session,
+            )
+        },
         stream,
     })
 }

@@ -22,7 +22,8 @@ pub fn tool_scope(name: &str) -> Scope {
         | "omniroute_list_combos"
         | "omniroute_get_combo"
         | "omniroute_explain_route"
-        | "omniroute_check_quota" => Scope::Read,
+        | "omniroute_check_quota"
+        | "omniroute_cache_stats" => Scope::Read,
         _ => Scope::Admin,
     }
 }
@@ -71,6 +72,7 @@ mod tests {
             "omniroute_get_combo",
             "omniroute_explain_route",
             "omniroute_check_quota",
+            "omniroute_cache_stats",
         ];
         let catalog = crate::mcp::OmnirouteMcp::tool_catalog();
         for tool in catalog["tools"].as_array().unwrap() {
@@ -88,5 +90,7 @@ mod tests {
         assert!(check_tool(&reader, "omniroute_list_models").is_ok());
         assert!(check_tool(&reader, "omniroute_route_request").is_err());
         assert!(check_tool(&reader, "omniroute_set_budget").is_err());
+        assert!(check_tool(&reader, "omniroute_cache_stats").is_ok());
+        assert_eq!(tool_scope("omniroute_cache_flush"), Scope::Admin);
     }
 }

@@ -3,8 +3,10 @@
 
 use super::session::Progress;
 use super::{tool_error, AuditOutput, ModelsOutput, OmnirouteMcp, ProvidersOutput};
+use crate::cache::rows::FlushFilter;
 use crate::ops;
 use crate::ops::audit::AuditQuery;
+use crate::ops::cache::{CacheReport, CacheStatsQuery, FlushReport};
 use crate::ops::cost::{CostQuery, CostReport};
 use crate::ops::health::Health;
 use crate::ops::models::ListModelsInput;
@@ -169,6 +171,48 @@ impl OmnirouteMcp {
             }
         }
         routed.map(Json).map_err(tool_error)
+    }
+
+    #[tool(
+        name = "omniroute_cache_stats",
+        description = "The answer cache: whether it is on, its mode, TTL and byte bound, answers \
+                       and bytes stored, and over a period (`since`, default 30d; `combo` to pick \
+                       one) hits (exact, semantic, coalesced), misses, bypasses, idempotent \
+                       replays, hit rate, bytes served, tokens and USD saved, by combo and by key. \
+                       A key without `admin` sees its own figures only.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn cache_stats(
+        &self,
+        Parameters(q): Parameters<CacheStatsQuery>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<CacheReport>, String> {
+        ops::cache::cache_stats(&self.gw, q, &super::access::principal(&ctx))
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "omniroute_cache_flush",
+        description = "Remove stored answers from the cache: all of them, or only those for one \
+                       model or combo (`combo`) or one namespace (`namespace`: a key id or a \
+                       shared namespace). Returns how many answers and bytes were removed.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn cache_flush(
+        &self,
+        Parameters(f): Parameters<FlushFilter>,
+    ) -> Result<Json<FlushReport>, String> {
+        ops::cache::cache_flush(&self.gw, f, ops::Actor::Mcp)
+            .await
+            .map(Json)
+            .map_err(tool_error)
     }
 
     #[tool(

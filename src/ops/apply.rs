@@ -94,13 +94,11 @@ pub async fn apply_config(gw: &Gateway, cfg: &FileConfig) -> Result<ApplyReport,
         }
     }
     let mut key_rows = Vec::new();
+    let mut key_policies = Vec::new();
     for key in &cfg.server.api_keys {
-        key_rows.push(super::keys::row_for(
-            key.value(),
-            key.label(),
-            "config",
-            key.scopes(),
-        )?);
+        let row = super::keys::row_for(key.value(), key.label(), "config", key.scopes())?;
+        key_policies.push((row.hash.clone(), key.cache().cloned()));
+        key_rows.push(row);
     }
     let cipher = gw.store.cipher().clone();
     let report = gw
@@ -204,6 +202,27 @@ pub async fn apply_config(gw: &Gateway, cfg: &FileConfig) -> Result<ApplyReport,
                         Some(&after),
                     )?;
                     report.keys_added += 1;
+                }
+            }
+            // A key's cache policy, when the file gives one (changed only when it differs).
+            for (hash, policy) in &key_policies {
+                let Some(policy) = policy else { continue };
+                let Some(stored) = store::key_by_hash(tx, hash)? else {
+                    continue;
+                };
+                let before = crate::cache::rows::get_policy(tx, &stored.id)?;
+                if before.as_ref() != Some(policy) {
+                    crate::cache::rows::put_policy(tx, &stored.id, policy)?;
+                    store::audit(
+                        tx,
+                        actor,
+                        "cache_policy",
+                        "client_key",
+                        &stored.id,
+                        before.map(|b| serde_json::to_value(b).unwrap_or_default()).as_ref(),
+                        Some(&serde_json::to_value(policy).unwrap_or_default()),
+                    )?;
+                    report.keys_changed += 1;
                 }
             }
             Ok::<_, StoreError>(report)

@@ -58,6 +58,8 @@ pub struct CostReport {
     pub by_day: Vec<UsageLine>,
     /// Largest saving first.
     pub suggestions: Vec<Saving>,
+    /// What the answer cache saved over the period, by combo and key.
+    pub cache: super::cache::CacheFigures,
 }
 
 /// A point in time as ms since the epoch: a duration back from `now` or a UTC date/time.
@@ -114,11 +116,13 @@ pub async fn cost_report(
             ))
         })
         .await?;
+    let cache = super::cache::figures(gw, since_ms, until_ms, viewer, None).await?;
     let sum = |f: fn(&UsageLine) -> u64| by_provider.iter().map(f).sum::<u64>();
     let mut suggestions = suggest(&gw.registry(), &by_model);
     suggestions.truncate(q.max_suggestions.unwrap_or(5));
     Ok(CostReport {
         since: q.since,
+        cache,
         suggestions,
         since_ms,
         until_ms,

@@ -29,6 +29,48 @@ pub struct Health {
     /// Live router state of this process: breaker per provider and target,
     /// cooldowns, latency percentiles and error rates.
     pub routing: super::explain::RoutingStatus,
+    /// The answer cache: what it holds and what this process counted since it started.
+    pub cache: CacheHealth,
+}
+
+/// The cache as `/health` reports it (this process, since it started).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CacheHealth {
+    pub enabled: bool,
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub hits: u64,
+    pub semantic_hits: u64,
+    pub coalesced: u64,
+    pub misses: u64,
+    pub idempotent_replays: u64,
+    /// hits / (hits + misses), or null without either.
+    pub hit_rate: Option<f64>,
+    pub bytes_served: u64,
+    pub tokens_saved: u64,
+    pub cost_saved_usd: f64,
+}
+
+fn cache_health(gw: &Gateway) -> CacheHealth {
+    let (entries, bytes) = gw.cache.size();
+    let t = gw.cache.totals();
+    let n = t.hits + t.misses;
+    CacheHealth {
+        enabled: gw.cache.settings.enabled,
+        entries,
+        bytes,
+        max_bytes: gw.cache.settings.max_bytes,
+        hits: t.hits,
+        semantic_hits: t.semantic_hits,
+        coalesced: t.coalesced,
+        misses: t.misses,
+        idempotent_replays: t.replays,
+        hit_rate: (n > 0).then(|| t.hits as f64 / n as f64),
+        bytes_served: t.bytes_served,
+        tokens_saved: t.tokens_saved,
+        cost_saved_usd: t.cost_saved_usd,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -168,5 +210,6 @@ pub async fn health(gw: &Gateway) -> Result<Health, OpsError> {
         recent_window_s: RECENT_WINDOW_S,
         providers,
         routing: super::explain::routing_status(gw),
+        cache: cache_health(gw),
     })
 }

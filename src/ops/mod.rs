@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod apply;
 pub mod audit;
+pub mod cache;
 pub mod combos;
 pub mod cost;
 pub mod explain;

@@ -37,6 +37,9 @@ pub struct UsageReport {
     pub lines: Vec<UsageLine>,
     pub total_requests: u64,
     pub total_cost_usd: f64,
+    /// Answers the cache gave instead of the upstream (no usage row each):
+    /// hits, misses, bytes, hit rate, tokens and cost saved, by combo and key.
+    pub cache: super::cache::CacheFigures,
 }
 
 /// Usage of every key for an admin, of its own key otherwise.
@@ -60,6 +63,7 @@ pub async fn usage_summary(
         .store
         .read(move |c| store::usage_summary(c, since_ms, group, only.as_deref()))
         .await?;
+    let cache = super::cache::figures(gw, since_ms, now_ms(), viewer, None).await?;
     Ok(UsageReport {
         since: q.since,
         since_ms,
@@ -67,5 +71,6 @@ pub async fn usage_summary(
         total_requests: lines.iter().map(|l| l.requests).sum(),
         total_cost_usd: lines.iter().map(|l| l.cost_usd).sum(),
         lines,
+        cache,
     })
 }

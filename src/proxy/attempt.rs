@@ -176,6 +176,7 @@ impl Trial<'_, '_> {
             context_relay: draft.relay_note.clone(),
             translation: out.translation.clone(),
             translation_notes: out.notes.clone(),
+            cache: None,
             spans: usage::spans(
                 draft.earlier,
                 Some(usage::AttemptSpan {

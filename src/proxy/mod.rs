@@ -24,6 +24,7 @@ use crate::routing::classify::FailureClass;
 use crate::routing::plan::{self, PlanError, Shape, DEFAULT_OUTPUT_TOKENS};
 use crate::routing::strategy::StrategyKind;
 use crate::store::{now_ms, UsageEvent};
+pub(crate) use answers::upstream_message;
 use attempt::{try_target, Attempt, Tried};
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -51,6 +52,8 @@ pub struct ChatCall {
     /// A request in another format (Anthropic, Responses, Gemini): answers
     /// come back in its format (its `raw` and `view` are the same as here).
     pub native: Option<Arc<native::Native>>,
+    /// What the client's headers ask of the cache and idempotency.
+    pub hints: crate::cache::RequestHints,
 }
 
 impl ChatCall {
@@ -76,6 +79,7 @@ impl ChatCall {
             started,
             session,
             native: None,
+            hints: Default::default(),
         })
     }
 
@@ -116,6 +120,7 @@ impl ChatCall {
             started,
             session,
             native: Some(Arc::new(native)),
+            hints: Default::default(),
         }
     }
 
@@ -163,6 +168,9 @@ pub struct RouteInfo {
     #[serde(skip)]
     #[schemars(skip)]
     pub spans: Vec<usage::AttemptSpan>,
+    /// What the cache did (hit, miss, bypass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::CacheInfo>,
 }
 
 pub enum ChatOutcome {
@@ -210,10 +218,13 @@ impl std::fmt::Display for AttemptError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProxyError {
     #[error("{0}")]
     BadRequest(String),
+    /// An idempotency key reused for a different request.
+    #[error("{0}")]
+    IdempotencyConflict(String),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     #[error("{0}")]
@@ -249,6 +260,7 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             ProxyError::BadRequest(_) => 400,
+            ProxyError::IdempotencyConflict(_) => 422,
             ProxyError::Resolve(_) => 404,
             ProxyError::Unsupported(_) => 501,
             ProxyError::Rejected { status, .. } => *status,
@@ -292,9 +304,20 @@ pub async fn chat(gw: &Gateway, call: ChatCall) -> Result<ChatOutcome, ProxyErro
     }
     let requested = call.view.model.clone();
     let stream = call.view.stream;
-    let result = attempt_all(gw, &call, &requested, stream).await;
+    crate::cache::serve(gw, call, requested, stream).await
+}
+
+/// Plan the request and try its targets (what the cache layer calls when
+/// it does not answer itself); a failure is recorded.
+pub(crate) async fn forward(
+    gw: &Gateway,
+    call: &ChatCall,
+    requested: &str,
+    stream: bool,
+) -> Result<ChatOutcome, ProxyError> {
+    let result = attempt_all(gw, call, requested, stream).await;
     if let Err(e) = &result {
-        record_failure(gw, &call, &requested, stream, e);
+        record_failure(gw, call, requested, stream, e);
     }
     result
 }

@@ -32,6 +32,10 @@ pub struct Combo {
     /// the recent turns are sent instead of skipping that target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summarizer_model: Option<String>,
+    /// The answer cache for requests naming this combo: mode, TTL and the
+    /// semantic cache (opt-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::ComboCache>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -188,6 +192,10 @@ impl Combo {
                 return bad("fusion.fan_out must be at least 2".into());
             }
         }
+        if let Some(c) = &self.cache {
+            c.validate()
+                .map_err(|m| ComboError::Invalid(self.name.clone(), m))?;
+        }
         Ok(())
     }
 
@@ -262,6 +270,7 @@ mod tests {
             limits: ComboLimits::default(),
             fusion: None,
             summarizer_model: None,
+            cache: None,
         }
     }
 

@@ -93,6 +93,7 @@ fn auto_combo(registry: &Registry) -> Combo {
         limits: Default::default(),
         fusion: None,
         summarizer_model: None,
+        cache: None,
     }
 }
 

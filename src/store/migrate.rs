@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, Option<DataStep>)] = &[
         include_str!("migrations/0009_response_links.sql"),
         Some(super::responses::link_stored_conversations),
     ),
+    (10, include_str!("migrations/0010_cache.sql"), None),
 ];
 
 pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -30,6 +30,8 @@ BUILT = [
     "omniroute_cost_report",
     "omniroute_route_request",
     "omniroute_get_audit_log",
+    "omniroute_cache_stats",
+    "omniroute_cache_flush",
 ]
 ROUTING = [
     "omniroute_list_combos",

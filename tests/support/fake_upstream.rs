@@ -27,6 +27,16 @@
 //! structured output (`responseMimeType: application/json` with a schema)
 //! gets JSON that fits the schema. The raw bodies and headers
 //! of those calls are kept (`raw_bodies`, `headers`).
+//! `POST /v1/embeddings` answers in OpenAI's documented shape
+//! (platform.openai.com/docs/api-reference/embeddings: `{"object":"list",
+//! "data":[{"object":"embedding","index":i,"embedding":[…]}],"model",
+//! "usage":{"prompt_tokens","total_tokens"}}`, `encoding_format` `float` or
+//! `base64` (little-endian f32, which the OpenAI SDKs ask for by default),
+//! `dimensions`), with deterministic vectors: a bag of words (lowercased,
+//! common words left out, a trailing "s" dropped) hashed into 64 dimensions,
+//! so paraphrases sharing their content words are close and other texts are
+//! not. Model `fail-500` answers 500. `GET /_calls` returns the call counts
+//! per model (tests written in Python read them).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -81,6 +91,8 @@ impl FakeUpstream {
             .route("/v1/messages", post(anthropic))
             .route("/v1beta/models/{target}", post(gemini))
             .route("/v1/responses", post(responses))
+            .route("/v1/embeddings", post(embeddings))
+            .route("/_calls", axum::routing::get(calls))
             .with_state(seen.clone());
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -1022,4 +1034,104 @@ async fn responses(
         json!({"response": response("completed", json!([done]), usage)}),
     );
     sse(frames)
+}
+
+async fn calls(State(seen): State<Arc<Seen>>) -> Json<Value> {
+    let calls = seen.calls.lock().unwrap().clone();
+    Json(json!(calls))
+}
+
+/// Words that carry no content, left out of the fake embeddings.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "of", "is", "are", "what", "whats", "which", "me", "tell", "please", "to",
+    "in", "on", "for", "and", "or", "do", "does", "i", "you", "it", "its", "city",
+];
+
+/// The fake's deterministic embedding of `text` (unit length, `dims` wide).
+pub fn fake_embedding(text: &str, dims: usize) -> Vec<f32> {
+    let mut v = vec![0f32; dims.max(1)];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| w.replace('\'', "").to_lowercase())
+        .filter(|w| !w.is_empty() && !STOPWORDS.contains(&w.as_str()))
+    {
+        let w = word
+            .strip_suffix('s')
+            .filter(|s| s.len() > 2)
+            .unwrap_or(&word);
+        // FNV-1a
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in w.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        let n = v.len() as u64;
+        v[(h % n) as usize] += 1.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in &mut v {
+            *x /= norm;
+        }
+    }
+    v
+}
+
+async fn embeddings(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    let auth = seen.record(&model, &body, &headers, "authorization");
+    if auth.contains("bad") {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided",
+            "invalid_request_error",
+        );
+    }
+    if model == "fail-500" {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "upstream exploded",
+            "server_error",
+        );
+    }
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "'input' must be a string or an array of strings",
+                "invalid_request_error",
+            )
+        }
+    };
+    let dims = body["dimensions"].as_u64().unwrap_or(64) as usize;
+    let base64 = body["encoding_format"].as_str() == Some("base64");
+    let mut tokens = 0;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            tokens += text.split_whitespace().count().max(1);
+            let v = fake_embedding(text, dims);
+            let embedding = if base64 {
+                use base64::Engine;
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data, "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+    .into_response()
 }

@@ -50,13 +50,30 @@ impl InProcess {
     }
 
     pub async fn start_with(config_toml: &str, tweak: impl FnOnce(&mut Settings)) -> InProcess {
+        Self::start_at(None, config_toml, tweak).await
+    }
+
+    /// A gateway on an existing data dir (a restart), its config file applied.
+    pub async fn start_in(data_dir: &Path, config_toml: &str) -> InProcess {
+        Self::start_at(Some(data_dir), config_toml, |_| {}).await
+    }
+
+    async fn start_at(
+        data_dir: Option<&Path>,
+        config_toml: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::with_data_dir(dir.path().to_path_buf());
+        let path = data_dir.unwrap_or(dir.path()).to_path_buf();
+        let mut settings = Settings::with_data_dir(path);
         settings.port = 0;
-        tweak(&mut settings);
-        let gw = Gateway::open(settings).await.unwrap();
         let cfg = FileConfig::parse(config_toml).unwrap();
         cfg.validate().unwrap();
+        // As the binary does: the file's cache and idempotency sections.
+        settings.cache =
+            omniroute::cache::CacheSettings::from_sections(&cfg.cache, &cfg.idempotency);
+        tweak(&mut settings);
+        let gw = Gateway::open(settings).await.unwrap();
         omniroute::ops::apply::apply_config(&gw, &cfg)
             .await
             .unwrap();

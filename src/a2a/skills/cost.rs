@@ -87,6 +87,17 @@ pub async fn run(gw: &Gateway, q: CostQuery, who: &crate::access::Principal) -> 
                     top.group, top.cost_usd
                 ));
             }
+            let c = &r.cache.totals;
+            if c.hits + c.misses + c.idempotent_replays > 0 {
+                text.push_str(&format!(
+                    " The cache answered {} of {} cacheable requests ({:.0}%), saving {} tokens and ${:.4}.",
+                    c.hits,
+                    c.hits + c.misses,
+                    c.hit_rate.unwrap_or(0.0) * 100.0,
+                    c.tokens_saved,
+                    c.cost_saved_usd
+                ));
+            }
             if r.suggestions.is_empty() {
                 text.push_str(" No cheaper usable target found for the models used.");
             }
