@@ -184,7 +184,7 @@ impl Gateway {
         let upstream = Upstream::new(settings.connect_timeout, egress.clone())?;
         let gw = Arc::new_cyclic(|me| Gateway {
             me: me.clone(),
-            cache: crate::cache::Cache::new(settings.cache.clone()),
+            cache: crate::cache::Cache::new(settings.cache.clone(), metrics.clone()),
             streams: LiveStreams::default(),
             routing,
             subscriptions,

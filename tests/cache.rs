@@ -165,6 +165,29 @@ async fn a_repeated_deterministic_request_is_answered_from_the_cache() {
     assert_eq!(up.calls("gpt-4o-mini"), 8);
     // Hits write no usage row: the upstream calls did.
     assert_eq!(usage_rows(&gw).await, 8);
+    // /metrics counts the lookups (bypasses are none) and what the hits saved.
+    let text = client()
+        .get(gw.url("/metrics"))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+    };
+    assert_eq!(value("omniroute_cache_lookups_total{cache=\"exact\"}"), 5.0);
+    assert_eq!(
+        value("omniroute_cache_hits_by_cache_total{cache=\"exact\"}"),
+        3.0
+    );
+    assert_eq!(value("omniroute_cache_hits_total"), 3.0);
+    assert!(value("omniroute_cache_saved_tokens_total{requested=\"mock/gpt-4o-mini\"}") > 0.0);
+    assert!(value("omniroute_cache_bytes_served_total{requested=\"mock/gpt-4o-mini\"}") > 0.0);
     gw.stop().await;
 }
 

@@ -76,6 +76,8 @@ pub struct Cache {
     policies: ArcSwap<HashMap<String, KeyCachePolicy>>,
     flush_generation: AtomicI64,
     loaded: AtomicBool,
+    /// `/metrics` and the dashboard's hit-rate chart.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What the cache does with one request.
@@ -155,7 +157,7 @@ impl Drop for Registration {
 }
 
 impl Cache {
-    pub fn new(settings: CacheSettings) -> Cache {
+    pub fn new(settings: CacheSettings, metrics: Arc<crate::metrics::Metrics>) -> Cache {
         Cache {
             exact: Exact::new(settings.max_bytes),
             settings,
@@ -167,6 +169,7 @@ impl Cache {
             policies: ArcSwap::from_pointee(HashMap::new()),
             flush_generation: AtomicI64::new(0),
             loaded: AtomicBool::new(false),
+            metrics,
         }
     }
 
@@ -309,6 +312,30 @@ impl Cache {
     }
 
     fn record(&self, store: &Store, key_id: Option<&str>, label: &str, d: Delta) {
+        let lookup = if d.replays > 0 {
+            Some(("idempotency", true))
+        } else if d.semantic_hits > 0 {
+            Some(("semantic", true))
+        } else if d.coalesced > 0 {
+            Some(("coalesced", true))
+        } else if d.hits > 0 {
+            Some(("exact", true))
+        } else if d.misses > 0 {
+            Some(("exact", false))
+        } else {
+            None
+        };
+        if let Some((cache, hit)) = lookup {
+            self.metrics.observe_cache(cache, hit);
+            if hit {
+                self.metrics.observe_cache_saving(
+                    label,
+                    d.tokens_saved,
+                    d.cost_saved_usd,
+                    d.bytes_served,
+                );
+            }
+        }
         self.stats
             .record(store, self.clock.now_ms(), key_id, label, d);
     }

@@ -105,7 +105,7 @@ impl Metrics {
         }
     }
 
-    /// A cache lookup (`cache`: "exact", "semantic"…): for the caches' authors.
+    /// A cache lookup (`cache`: "exact", "semantic", "coalesced", "idempotency").
     pub fn observe_cache(&self, cache: &str, hit: bool) {
         self.prom.observe_cache(cache, hit);
         if hit {
@@ -113,6 +113,12 @@ impl Metrics {
                 s.record_cache_hit(crate::store::now_ms());
             }
         }
+    }
+
+    /// What one cache answer saved (tokens, USD at catalog prices, bytes).
+    pub fn observe_cache_saving(&self, requested: &str, tokens: u64, usd: f64, bytes: u64) {
+        self.prom
+            .observe_cache_saving(requested, tokens, usd, bytes);
     }
 
     /// The last spend totals, if read within `ttl_ms` of `now_ms` (and the same UTC day).

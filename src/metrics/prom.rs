@@ -41,6 +41,9 @@ struct Inner {
     cache_lookups: IntCounterVec,
     cache_hits: IntCounterVec,
     cache_hits_all: IntCounter,
+    cache_saved_tokens: IntCounterVec,
+    cache_saved_usd: prometheus::CounterVec,
+    cache_bytes_served: IntCounterVec,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -74,6 +77,21 @@ impl Families {
     pub fn observe_cache(&self, cache: &str, hit: bool) {
         if let Some(i) = &self.inner {
             i.observe_cache(cache, hit);
+        }
+    }
+
+    /// What a cache answer saved, by the model or combo the client named.
+    pub fn observe_cache_saving(&self, model: &str, tokens: u64, usd: f64, bytes: u64) {
+        if let Some(i) = &self.inner {
+            i.cache_saved_tokens
+                .with_label_values(&[model])
+                .inc_by(tokens);
+            if usd > 0.0 {
+                i.cache_saved_usd.with_label_values(&[model]).inc_by(usd);
+            }
+            i.cache_bytes_served
+                .with_label_values(&[model])
+                .inc_by(bytes);
         }
     }
 
@@ -145,6 +163,23 @@ impl Inner {
                 "omniroute_cache_hits_total",
                 "Requests answered from a response cache (any cache).",
             )?,
+            cache_saved_tokens: counter(
+                "omniroute_cache_saved_tokens_total",
+                "Tokens not sent upstream because a cache or a joined flight answered, by requested model or combo.",
+                &["requested"],
+            )?,
+            cache_saved_usd: prometheus::CounterVec::new(
+                Opts::new(
+                    "omniroute_cache_saved_usd_total",
+                    "Spend avoided by cache answers at catalog prices, in USD, by requested model or combo.",
+                ),
+                &["requested"],
+            )?,
+            cache_bytes_served: counter(
+                "omniroute_cache_bytes_served_total",
+                "Answer bytes served from the cache, by requested model or combo.",
+                &["requested"],
+            )?,
         };
         let all: Vec<Box<dyn Collector>> = vec![
             Box::new(f.requests.clone()),
@@ -157,6 +192,9 @@ impl Inner {
             Box::new(f.cache_lookups.clone()),
             Box::new(f.cache_hits.clone()),
             Box::new(f.cache_hits_all.clone()),
+            Box::new(f.cache_saved_tokens.clone()),
+            Box::new(f.cache_saved_usd.clone()),
+            Box::new(f.cache_bytes_served.clone()),
         ];
         for c in all {
             f.registry.register(c)?;
