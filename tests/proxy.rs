@@ -4,6 +4,7 @@
 
 mod support;
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::fake_upstream::FakeUpstream;
@@ -439,5 +440,46 @@ async fn config_is_applied_idempotently_and_secrets_are_encrypted() {
     assert!(!raw.windows(15).any(|w| w == b"upstream-secret"));
     let db = std::fs::read(gw.gw.store.path()).unwrap_or_default();
     assert!(!db.windows(15).any(|w| w == b"upstream-secret"));
+    gw.stop().await;
+}
+
+/// `x-omniroute-overhead-ms` counts from the request's first bytes: a body
+/// the client uploads slowly is gateway time (the upstream was not yet
+/// asked), and overhead plus upstream time never exceeds what the client saw.
+#[tokio::test]
+async fn overhead_counts_from_the_first_byte_received() {
+    let (_up, gw) = setup().await;
+    let body = serde_json::to_vec(&chat("mock/gpt-4o-mini")).unwrap();
+    let (head, tail) = body.split_at(10);
+    let (head, tail) = (head.to_vec(), tail.to_vec());
+    let chunks =
+        futures::stream::iter([Ok::<_, std::io::Error>(head), Ok(tail)]).then(|c| async move {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            c
+        });
+    let t0 = std::time::Instant::now();
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_KEY)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    let seen_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(resp.status(), 200);
+    let num = |n: &str| -> f64 { resp.headers()[n].to_str().unwrap().parse().unwrap() };
+    let (overhead, upstream) = (
+        num("x-omniroute-overhead-ms"),
+        num("x-omniroute-upstream-ms"),
+    );
+    assert!(
+        overhead >= 55.0,
+        "the slow upload is counted: {overhead} ms"
+    );
+    assert!(
+        overhead + upstream <= seen_ms,
+        "{overhead} + {upstream} > {seen_ms}"
+    );
     gw.stop().await;
 }

@@ -11,10 +11,9 @@ use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::time::Instant;
 
 pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
-    let started = Instant::now();
+    let started = super::timing::arrived(&req);
     let request_id = state.next_request_id();
     let caller = req
         .extensions()
@@ -149,7 +148,7 @@ pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
     h.insert(X_ACCOUNT, header(&route.account_id));
     h.insert(X_MODEL, header(&route.model));
     h.insert(X_ATTEMPTS, header(&route.attempts.to_string()));
-    h.insert(X_UPSTREAM_MS, header(&format!("{:.2}", route.upstream_ms)));
+    h.insert(X_UPSTREAM_MS, header(&format!("{:.3}", route.upstream_ms)));
     h.insert(X_OVERHEAD_MS, header(&format!("{:.3}", route.overhead_ms)));
     h.insert(X_TIER, header(&route.tier));
     if let Some(combo) = &route.combo {

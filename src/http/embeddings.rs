@@ -11,10 +11,9 @@ use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::time::Instant;
 
 pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response {
-    let started = Instant::now();
+    let started = super::timing::arrived(&req);
     let request_id = state.next_request_id();
     let caller = req
         .extensions()

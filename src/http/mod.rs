@@ -19,6 +19,7 @@ mod mcp;
 mod mcp_sse;
 mod models;
 pub mod stream;
+pub mod timing;
 mod translated;
 
 pub use auth::Caller;
@@ -197,7 +198,7 @@ pub fn router_for(state: AppState, serves: Serves) -> Router {
 }
 
 /// The layers every port has, outermost last: the browser guard (Host,
-/// Origin, Content-Type), tracing span, panic → 500 JSON.
+/// Origin, Content-Type), tracing span, panic → 500 JSON, arrival time.
 fn layered(app: Router<AppState>, state: AppState) -> Router {
     app.fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -211,6 +212,7 @@ fn layered(app: Router<AppState>, state: AppState) -> Router {
             }),
         )
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .layer(axum::middleware::from_fn(timing::timing))
 }
 
 async fn event_sink() -> impl IntoResponse {

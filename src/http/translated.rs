@@ -26,7 +26,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use std::time::Instant;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -100,7 +99,7 @@ async fn prepare(
     request_id: &str,
 ) -> Result<Prepared, Response> {
     let fmt = inbound.format;
-    let started = Instant::now();
+    let started = super::timing::arrived(&req);
     let caller = authorize(state, &req).map_err(|e| api_error(fmt, e))?;
     let headers = req.headers();
     // The client's own subscription token rides in `Authorization` only when

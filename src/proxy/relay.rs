@@ -44,6 +44,8 @@ pub struct UsageGuard {
     on_end: Option<OnEnd>,
     /// Scrubs secrets from upstream error text before it is stored.
     redactor: crate::redact::Redactor,
+    /// Time the gateway spent on the stream's chunks (added to the head's overhead).
+    busy: Duration,
 }
 
 impl UsageGuard {
@@ -65,6 +67,7 @@ impl UsageGuard {
             usage: super::Usage::default(),
             on_end: None,
             redactor: crate::redact::Redactor::default(),
+            busy: Duration::ZERO,
         }
     }
 
@@ -102,6 +105,9 @@ impl UsageGuard {
             .as_ref()
             .and_then(|m| m.cost(u.input_tokens, u.cached_tokens, u.output_tokens));
         event.latency_ms += self.started.elapsed().as_secs_f64() * 1000.0;
+        if let Some(o) = event.overhead_ms.as_mut() {
+            *o += self.busy.as_secs_f64() * 1000.0;
+        }
         if let Some(f) = self.on_end.take() {
             f(
                 &event.outcome,
@@ -244,7 +250,9 @@ pub fn relay(
                 }
                 Ok(Some(Ok(chunk))) => {
                     st.silent = Duration::ZERO;
+                    let at = Instant::now();
                     st.push(&chunk);
+                    st.guard.busy += at.elapsed();
                 }
                 Ok(Some(Err(_))) => st.fail("upstream stream was interrupted".into()),
                 Ok(None) => st.end(),
