@@ -79,6 +79,12 @@ async fn main() {
         }),
     };
     let mut body = body;
+    // Ask for the usage chunk, as agents do: the gateway then forwards the
+    // upstream's chunks one for one (asked for by the gateway itself, it is
+    // hidden, and the client would see one gap fewer than the direct side).
+    if stream && url.ends_with("/chat/completions") {
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+    }
     if let Some(t) = arg("--temperature").and_then(|v| v.parse::<f64>().ok()) {
         body["temperature"] = serde_json::json!(t);
     }

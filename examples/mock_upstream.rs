@@ -50,9 +50,13 @@ async fn main() {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .with_state(opts);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16))
-        .await
+    // The gateway's accept queue (4096), so a burst is not dropped on either side.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("reuseaddr");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port as u16)))
         .expect("bind");
+    let listener = socket.listen(4096).expect("listen");
     println!(
         "mock upstream on http://{}",
         listener.local_addr().expect("addr")

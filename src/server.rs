@@ -83,11 +83,39 @@ pub enum ServeError {
     Lock { path: String, message: String },
 }
 
+/// Connections the kernel queues before they are accepted (clamped to
+/// `net.core.somaxconn`). The usual 128 overflows when a few hundred agents
+/// connect at once, and each dropped SYN costs its client a 1 s retransmit.
+const ACCEPT_BACKLOG: u32 = 4096;
+
 pub async fn bind(host: &str, port: u16) -> Result<TcpListener, ServeError> {
     let addr = format!("{}:{port}", host_for_bind(host));
-    TcpListener::bind(&addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
+    let failed = |source| ServeError::Bind {
+        addr: addr.clone(),
+        source,
+    };
+    let mut last = None;
+    for sock_addr in tokio::net::lookup_host(&addr).await.map_err(failed)? {
+        match listen_on(sock_addr) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(failed(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to bind")
+    })))
+}
+
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 fn host_for_bind(host: &str) -> String {
@@ -325,5 +353,30 @@ mod tests {
         assert!(super::is_loopback("localhost"));
         assert!(!super::is_loopback("0.0.0.0"));
         assert!(!super::is_loopback("192.168.1.2"));
+    }
+
+    /// 300 clients connecting at once, before any is accepted, all get in
+    /// (a 128-deep queue drops the rest's SYNs: a 1 s stall each).
+    #[tokio::test]
+    async fn a_burst_of_connections_is_queued_not_dropped() {
+        let listener = super::bind("127.0.0.1", 0).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..300 {
+            connects.spawn(async move {
+                tokio::time::timeout(
+                    std::time::Duration::from_millis(700),
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+            });
+        }
+        let mut held = Vec::new();
+        while let Some(r) = connects.join_next().await {
+            let stream = r.unwrap().expect("connect waited on a dropped SYN");
+            held.push(stream.unwrap());
+        }
+        assert_eq!(held.len(), 300);
+        drop(listener);
     }
 }

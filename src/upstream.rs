@@ -28,7 +28,10 @@ impl Upstream {
             .dns_resolver(crate::egress::CheckedResolver { policy: egress })
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
+            // Enough idle connections for hundreds of agents' streams at
+            // once: a connection dropped at 64 is a new TCP (and TLS)
+            // handshake on the next request. Idle ones close after 90 s.
+            .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             // An API that redirects is misconfigured; following it would carry
             // the provider key to wherever the redirect points.

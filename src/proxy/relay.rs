@@ -19,6 +19,7 @@ use futures::stream::{BoxStream, StreamExt};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 pub struct RelayOptions {
@@ -194,6 +195,13 @@ struct State {
     done_seen: bool,
     finished: bool,
     silent: Duration,
+    /// When the upstream last sent something (on tokio's clock, as the timer).
+    last: tokio::time::Instant,
+    /// The keep-alive timer: set once and moved on only when it fires (a
+    /// timer per chunk costs more than the chunk).
+    quiet: Pin<Box<tokio::time::Sleep>>,
+    /// Fires when the gateway stops past its grace period.
+    stop: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     /// Counts this stream as open until it is dropped.
     _open: crate::gateway::OpenStream,
 }
@@ -208,8 +216,13 @@ pub fn relay(
     hook: Option<ResponseHook>,
 ) -> BoxStream<'static, Result<Bytes, Infallible>> {
     let open = opts.streams.open();
-    let mut state = State {
+    let now = tokio::time::Instant::now();
+    // Boxed: the unfold moves its state in and out on every chunk.
+    let mut state = Box::new(State {
         _open: open,
+        last: now,
+        quiet: Box::pin(tokio::time::sleep_until(now + opts.keep_alive)),
+        stop: Box::pin(opts.streams.stop.clone().cancelled_owned()),
         upstream: rest,
         buf: BytesMut::new(),
         ready: VecDeque::new(),
@@ -220,8 +233,8 @@ pub fn relay(
         done_seen: false,
         finished: false,
         silent: Duration::ZERO,
-    };
-    state.push(&first);
+    });
+    state.push(first);
     futures::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(ev) = st.ready.pop_front() {
@@ -230,18 +243,29 @@ pub fn relay(
             if st.finished {
                 return None;
             }
-            let stop = st.opts.streams.stop.clone();
             let next = tokio::select! {
                 biased;
-                _ = stop.cancelled() => {
+                _ = st.stop.as_mut() => {
                     st.cut();
                     continue;
                 }
-                next = tokio::time::timeout(st.opts.keep_alive, st.upstream.next()) => next,
+                _ = st.quiet.as_mut() => {
+                    let due = st.last + st.opts.keep_alive;
+                    if tokio::time::Instant::now() < due {
+                        // Chunks came since it was set: wait on from the last one.
+                        st.quiet.as_mut().reset(due);
+                        continue;
+                    }
+                    Err(())
+                }
+                next = st.upstream.next() => Ok(next),
             };
             match next {
-                Err(_) => {
+                Err(()) => {
                     st.silent += st.opts.keep_alive;
+                    st.last = tokio::time::Instant::now();
+                    let due = st.last + st.opts.keep_alive;
+                    st.quiet.as_mut().reset(due);
                     if st.silent >= st.opts.idle_timeout {
                         st.fail(format!("upstream sent nothing for {:?}", st.silent));
                     } else {
@@ -250,8 +274,9 @@ pub fn relay(
                 }
                 Ok(Some(Ok(chunk))) => {
                     st.silent = Duration::ZERO;
+                    st.last = tokio::time::Instant::now();
                     let at = Instant::now();
-                    st.push(&chunk);
+                    st.push(chunk);
                     st.guard.busy += at.elapsed();
                 }
                 Ok(Some(Err(_))) => st.fail("upstream stream was interrupted".into()),
@@ -263,13 +288,13 @@ pub fn relay(
 }
 
 impl State {
-    fn push(&mut self, chunk: &[u8]) {
+    fn push(&mut self, chunk: Bytes) {
         if let Pipe::Translate { .. } = self.pipe {
             let events = match &mut self.pipe {
                 Pipe::Translate {
                     parser, decoder, ..
                 } => parser
-                    .push(chunk)
+                    .push(&chunk)
                     .into_iter()
                     .flat_map(|ev| decoder.push(ev.event.as_deref(), &ev.data))
                     .collect::<Vec<_>>(),
@@ -278,7 +303,28 @@ impl State {
             self.translate(events);
             return;
         }
-        self.buf.extend_from_slice(chunk);
+        // The usual case: the chunk holds whole events and nothing is held
+        // back. OpenAI Chat events are then only read, and the chunk goes on
+        // as it came (no copy, one frame).
+        if self.buf.is_empty() && ends_an_event(&chunk) {
+            if let Pipe::OpenAi { strip_usage_only } = self.pipe {
+                // False: the events to keep are queued already, or the one event is hidden.
+                if self.observe_openai(&chunk, strip_usage_only) {
+                    self.ready.push_back(chunk);
+                }
+                return;
+            }
+            let mut rest = chunk;
+            while let Some(end) = event_end(&rest) {
+                let event = rest.split_to(end);
+                self.observe_and_queue(event);
+            }
+            if !rest.is_empty() {
+                self.buf.extend_from_slice(&rest);
+            }
+            return;
+        }
+        self.buf.extend_from_slice(&chunk);
         while let Some(end) = event_end(&self.buf) {
             let event = self.buf.split_to(end).freeze();
             self.observe_and_queue(event);
@@ -394,23 +440,7 @@ impl State {
         match &mut self.pipe {
             Pipe::OpenAi { strip_usage_only } => {
                 let strip = *strip_usage_only;
-                let mut forward = true;
-                for line in event.split(|b| *b == b'\n') {
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    let Some(data) = line.strip_prefix(b"data:") else {
-                        continue;
-                    };
-                    let data = data.strip_prefix(b" ").unwrap_or(data);
-                    if data == b"[DONE]" {
-                        self.done_seen = true;
-                    } else if let Some(found) = super::usage::from_openai_chunk(data) {
-                        self.guard.usage = found.usage;
-                        if found.usage_only && strip {
-                            forward = false;
-                        }
-                    }
-                }
-                if forward {
+                if self.observe_openai(&event, strip) {
                     self.ready.push_back(event);
                 }
             }
@@ -434,6 +464,52 @@ impl State {
             }
             Pipe::Translate { .. } => {}
         }
+    }
+
+    /// Read OpenAI Chat events' data lines (`[DONE]`, usage): true when
+    /// `events` go on as they are; false when one is the usage-only chunk the
+    /// client did not ask for (the others, if any, are then queued here).
+    fn observe_openai(&mut self, events: &[u8], strip: bool) -> bool {
+        let mut forward = true;
+        let mut data_lines = 0;
+        for line in lines(events) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(data) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            data_lines += 1;
+            let data = data.strip_prefix(b" ").unwrap_or(data);
+            if data == b"[DONE]" {
+                self.done_seen = true;
+            } else if let Some(found) = super::usage::from_openai_chunk(data) {
+                self.guard.usage = found.usage;
+                if found.usage_only && strip {
+                    forward = false;
+                }
+            }
+        }
+        // Several events with one to hide: undo and let the caller split them.
+        if !forward && data_lines > 1 && event_end(events).is_some_and(|e| e < events.len()) {
+            self.done_seen = false;
+            return self.observe_split(events, strip);
+        }
+        forward
+    }
+
+    /// The slow path of `observe_openai`: event by event, the hidden one left out.
+    fn observe_split(&mut self, events: &[u8], strip: bool) -> bool {
+        let mut rest = events;
+        while let Some(end) = event_end(rest) {
+            let (event, tail) = rest.split_at(end);
+            if self.observe_openai(event, strip) {
+                self.ready.push_back(Bytes::copy_from_slice(event));
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() && self.observe_openai(rest, strip) {
+            self.ready.push_back(Bytes::copy_from_slice(rest));
+        }
+        false
     }
 
     fn fail(&mut self, message: String) {
@@ -485,24 +561,187 @@ impl State {
 
 /// End offset (after the blank line) of the first complete SSE event.
 fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 1 < buf.len() {
-        if buf[i] == b'\n' {
-            if buf[i + 1] == b'\n' {
-                return Some(i + 2);
-            }
-            if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
-                return Some(i + 3);
-            }
+    for i in memchr::memchr_iter(b'\n', buf) {
+        match buf.get(i + 1) {
+            Some(b'\n') => return Some(i + 2),
+            Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
+            _ => {}
         }
-        i += 1;
     }
     None
 }
 
+/// Does `chunk` end where an event ends (a blank line)?
+fn ends_an_event(chunk: &[u8]) -> bool {
+    chunk.ends_with(b"\n\n") || chunk.ends_with(b"\n\r\n")
+}
+
+/// The lines of `buf`, split at `\n` (found by memchr).
+fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', buf);
+    std::iter::from_fn(move || {
+        if start > buf.len() {
+            return None;
+        }
+        match ends.next() {
+            Some(i) => {
+                let line = &buf[start..i];
+                start = i + 1;
+                Some(line)
+            }
+            None => {
+                let line = &buf[start..];
+                start = buf.len() + 1;
+                Some(line)
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::event_end;
+    use super::{event_end, lines};
+
+    #[test]
+    fn splits_lines_like_split() {
+        for text in [&b"a\nb\n\nc"[..], b"", b"\n", b"data: x\n\n", b"one"] {
+            let ours: Vec<&[u8]> = lines(text).collect();
+            let std: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+            assert_eq!(ours, std, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+
+    /// Chunks holding several events, one of them the usage-only chunk the
+    /// gateway asked for: the client gets the others, byte for byte and in
+    /// order, and the usage is read.
+    #[tokio::test]
+    async fn a_hidden_usage_chunk_among_others_is_left_out() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let content = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
+        let usage =
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
+        let done = "data: [DONE]\n\n";
+        for strip in [true, false] {
+            let first = bytes::Bytes::from(format!("{content}{content}"));
+            let rest = futures::stream::iter(vec![Ok(bytes::Bytes::from(format!(
+                "{content}{usage}{done}"
+            )))])
+            .boxed();
+            let guard = super::UsageGuard::new(
+                store.clone(),
+                crate::store::UsageEvent::default(),
+                None,
+                1.0,
+                0.1,
+            );
+            let out: Vec<bytes::Bytes> = super::relay(
+                first,
+                rest,
+                super::Pipe::OpenAi {
+                    strip_usage_only: strip,
+                },
+                super::RelayOptions {
+                    keep_alive: std::time::Duration::from_secs(15),
+                    idle_timeout: std::time::Duration::from_secs(60),
+                    streams: Default::default(),
+                },
+                guard,
+                None,
+            )
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+            let text: String = out
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect();
+            let want = if strip {
+                format!("{content}{content}{content}{done}")
+            } else {
+                format!("{content}{content}{content}{usage}{done}")
+            };
+            assert_eq!(text, want, "strip = {strip}");
+        }
+        store.flush().await.unwrap();
+        let rows: Vec<(String, i64, i64)> = store
+            .read(|c| {
+                let mut s = c.prepare(
+                    "SELECT outcome, input_tokens, output_tokens FROM usage_events ORDER BY id",
+                )?;
+                let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![("ok".to_string(), 3, 4), ("ok".to_string(), 3, 4)]
+        );
+    }
+
+    /// Upstream chunks `gaps_ms` apart (then silence), relayed with a 50 ms
+    /// keep-alive and a 200 ms idle limit, on the paused test clock.
+    async fn relayed_with_gaps(gaps_ms: Vec<u64>) -> Vec<String> {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let chunk = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n";
+        let rest = futures::stream::unfold(gaps_ms.into_iter(), move |mut gaps| async move {
+            match gaps.next() {
+                Some(ms) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    Some((Ok(bytes::Bytes::from_static(chunk.as_bytes())), gaps))
+                }
+                None => futures::future::pending().await,
+            }
+        })
+        .boxed();
+        let guard =
+            super::UsageGuard::new(store, crate::store::UsageEvent::default(), None, 1.0, 0.1);
+        super::relay(
+            bytes::Bytes::from_static(chunk.as_bytes()),
+            rest,
+            super::Pipe::OpenAi {
+                strip_usage_only: true,
+            },
+            super::RelayOptions {
+                keep_alive: std::time::Duration::from_millis(50),
+                idle_timeout: std::time::Duration::from_millis(200),
+                streams: Default::default(),
+            },
+            guard,
+            None,
+        )
+        .map(|r| {
+            let b = r.unwrap();
+            if b.starts_with(b":") {
+                "ping".to_string()
+            } else if b.windows(5).any(|w| w == b"error") {
+                "error".to_string()
+            } else {
+                "chunk".to_string()
+            }
+        })
+        .collect()
+        .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alives_only_when_the_upstream_is_quiet() {
+        // Chunks 30 ms apart keep the stream busy: no keep-alive between them;
+        // then 200 ms of silence: keep-alives every 50 ms, and the idle limit ends it.
+        let seen = relayed_with_gaps(vec![30, 30, 30, 30]).await;
+        assert_eq!(
+            seen,
+            ["chunk", "chunk", "chunk", "chunk", "chunk", "ping", "ping", "ping", "error"]
+        );
+        // A 120 ms gap: two keep-alives in it, then the chunk.
+        let seen = relayed_with_gaps(vec![120]).await;
+        assert_eq!(&seen[..4], ["chunk", "ping", "ping", "chunk"]);
+    }
 
     #[test]
     fn finds_event_boundaries() {

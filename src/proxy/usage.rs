@@ -115,7 +115,9 @@ pub fn from_openai_chunk(data: &[u8]) -> Option<ChunkUsage> {
 }
 
 fn memchr_usage(data: &[u8]) -> bool {
-    data.windows(7).any(|w| w == b"\"usage\"")
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    USAGE.find(data).is_some()
 }
 
 /// How one request was routed, kept with its usage row for the dashboard's
