@@ -508,6 +508,33 @@ fn cli_keys_carry_scopes_and_the_first_start_key_is_admin() {
         .to_string();
     let out = run_binary(&data, &["keys", "scope", &id, "--scope", "inference,read"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("inference,read"));
+    // The only admin key keeps admin: nobody could manage the gateway otherwise.
+    let first_id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == "first-start")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run_binary(&data, &["keys", "scope", &first_id, "--scope", "read"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only admin key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With a second admin it may drop it, and take it back.
+    run_binary(&data, &["keys", "scope", &id, "--scope", "admin"]);
+    let out = run_binary(&data, &["keys", "scope", &first_id, "--scope", "read"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run_binary(&data, &["keys", "scope", &first_id, "--scope", "admin"]);
+    run_binary(&data, &["keys", "scope", &id, "--scope", "inference,read"]);
     // The first-start key manages the running gateway over MCP.
     let gw = Binary::start(&data, &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();

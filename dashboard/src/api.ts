@@ -104,8 +104,10 @@ export interface UpsertResult {
 }
 export interface ComboTest { name: string; ok: number; failed: number; results: { target: string; ok: boolean; latency_ms: number; status: number | null; error: string | null }[] }
 export interface AuditEntry { id: number; ts_ms: number; actor: string; action: string; entity: string; entity_id: string; before: unknown; after: unknown }
-export interface KeyRow { id: string; hint: string; label: string; source: string; created_ms: number; revoked_ms: number | null }
-export interface CreatedKey { id: string; key: string; label: string }
+export type Scope = "inference" | "read" | "admin";
+export const SCOPES: Scope[] = ["inference", "read", "admin"];
+export interface KeyRow { id: string; hint: string; label: string; source: string; created_ms: number; revoked_ms: number | null; scopes: Scope[] }
+export interface CreatedKey { id: string; key: string; label: string; scopes: Scope[] }
 export interface RouteTrace {
   combo: string | null; strategy: string | null; tier: string | null; attempts: number;
   failed: string[]; skipped: string[]; translation: string | null; translation_notes: string[]; context_relay: string | null;

@@ -72,6 +72,10 @@ test("log in with the admin key", async () => {
 test("create a key and copy it", async () => {
   await page.click('nav a[data-page="keys"]');
   await page.getByLabel("Key label").fill("browser");
+  // Inference is ticked by default; read is added.
+  assert.ok(await page.getByLabel("Scope inference", { exact: true }).isChecked());
+  assert.ok(!(await page.getByLabel("Scope admin", { exact: true }).isChecked()));
+  await page.getByLabel("Scope read", { exact: true }).check();
   await page.getByRole("button", { name: "Create key" }).click();
   const shown = (await page.locator("#new-key-value").textContent()).trim();
   assert.match(shown, /^sk-omni-[0-9a-f]{48}$/);
@@ -80,6 +84,16 @@ test("create a key and copy it", async () => {
   clientKey = await page.evaluate(() => navigator.clipboard.readText());
   assert.equal(clientKey, shown);
   assert.equal((await asClient(clientKey, "/v1/models")).status, 200);
+  const scopesOf = async () => (await (await admin("/api/keys")).json()).find((k) => k.label === "browser").scopes;
+  assert.deepEqual(await scopesOf(), ["inference", "read"]);
+  // Not admin: the admin API refuses it.
+  assert.equal((await asClient(clientKey, "/api/keys")).status, 403);
+  // Change its scopes from the list: read off again.
+  const id = (await (await admin("/api/keys")).json()).find((k) => k.label === "browser").id;
+  await page.getByLabel(`${id} scope read`, { exact: true }).uncheck();
+  await page.locator(`[data-scopes="${id}"]`).waitFor();
+  for (let i = 0; i < 50 && (await scopesOf()).includes("read"); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(await scopesOf(), ["inference"]);
   await shot("keys");
 });
 

@@ -31,6 +31,13 @@ pub struct CreateKeyInput {
     pub scopes: Option<Scopes>,
 }
 
+/// The scopes a key is given instead of the ones it has.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetScopesInput {
+    pub scopes: Scopes,
+}
+
 pub fn generate() -> Result<String, OpsError> {
     let bytes = crate::secret::random_bytes::<24>().map_err(|e| OpsError::Store(e.into()))?;
     Ok(format!("sk-omni-{}", hex::encode(bytes)))
@@ -179,6 +186,18 @@ pub async fn set_key_scopes(
         .store
         .write(move |tx| {
             let mut row = store::find_key(tx, &id)?;
+            let admin = crate::access::Scope::Admin;
+            if row.scopes.allows(admin) && !scopes.allows(admin) {
+                let another = store::list_keys(tx)?
+                    .iter()
+                    .any(|k| k.id != row.id && k.revoked_ms.is_none() && k.scopes.allows(admin));
+                if !another {
+                    return Err(store::StoreError::Invalid(format!(
+                        "{} is the only admin key: give another key admin first (`omniroute keys create --scope admin`), or nobody could change the configuration or log in to the dashboard",
+                        row.id
+                    )));
+                }
+            }
             let before = serde_json::json!({"id": row.id, "hint": row.hint, "scopes": row.scopes});
             store::set_key_scopes(tx, &row.id, scopes)?;
             row.scopes = scopes;

@@ -221,6 +221,14 @@ pub async fn revoke_key(
     ok(ops::keys::revoke_key(&s.gw, &id, Actor::Api).await)
 }
 
+pub async fn set_key_scopes(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Body(input): Body<ops::keys::SetScopesInput>,
+) -> Answer<crate::store::ClientKeyRow> {
+    ok(ops::keys::set_key_scopes(&s.gw, &id, input.scopes, Actor::Api).await)
+}
+
 pub async fn requests(
     State(s): State<AppState>,
     Query(q): Query<ops::requests::RequestsQuery>,

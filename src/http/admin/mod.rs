@@ -108,6 +108,8 @@ pub fn routes() -> Vec<Route> {
             query: (), body: ops::keys::CreateKeyInput, out: ops::keys::CreatedKey, post(h::create_key)),
         route!(DELETE "/api/keys/{id}", "Revoke a client key.", "ops::keys::revoke_key",
             query: (), body: (), out: crate::store::ClientKeyRow, axum::routing::delete(h::revoke_key)),
+        route!(PUT "/api/keys/{id}/scopes", "Replace what a client key may do (inference, read, admin).", "ops::keys::set_key_scopes",
+            query: (), body: ops::keys::SetScopesInput, out: crate::store::ClientKeyRow, axum::routing::put(h::set_key_scopes)),
         route!(GET "/api/requests", "Recent requests with their route explanation, filtered by key, model and status.", "ops::requests::recent_requests",
             query: ops::requests::RequestsQuery, body: (), out: ops::requests::RequestsPage, get(h::requests)),
         route!(GET "/api/usage", "Spend by provider, model, key and day, with savings suggestions.", "ops::cost::cost_report",
