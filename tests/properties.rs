@@ -188,6 +188,31 @@ proptest! {
         let _ = set_top_level_string(&bytes, "model", "x");
     }
 
+    /// The one-pass view agrees with serde on every request-like body, and
+    /// (when it keeps the model's place) rewriting there equals the scan.
+    #[test]
+    fn the_one_pass_view_agrees_with_serde(v in request_like(), pretty in any::<bool>()) {
+        let bytes = if pretty { serde_json::to_vec_pretty(&v).unwrap() } else { serde_json::to_vec(&v).unwrap() };
+        for fmt in FORMATS {
+            let fast = omniroute::proxy::RequestView::peek(fmt, &bytes);
+            let slow = omniroute::proxy::RequestView::peek_with_serde(fmt, &bytes);
+            match (fast, slow) {
+                (Ok(mut f), Ok(s)) => {
+                    if let Some(span) = f.model_span {
+                        prop_assert_eq!(
+                            omniroute::formats::json::replace_string_at(&bytes, span, "new-m"),
+                            set_top_level_string(&bytes, "model", "new-m")
+                        );
+                    }
+                    f.model_span = None;
+                    prop_assert_eq!(f, s);
+                }
+                (Err(_), Err(_)) => {}
+                (f, s) => prop_assert!(false, "picker {:?} vs serde {:?}", f, s),
+            }
+        }
+    }
+
     #[test]
     fn decoders_never_panic_on_json(v in request_like()) {
         let bytes = serde_json::to_vec(&v).unwrap();

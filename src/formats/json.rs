@@ -173,6 +173,72 @@ pub fn set_top_level_string(body: &[u8], key: &str, value: &str) -> Option<Vec<u
     Some(out)
 }
 
+/// Where each of `keys` sits among the top-level members of `body` (the
+/// byte span of its value), found in one pass that jumps over strings with
+/// a SIMD search and parses nothing. `None` when `body` is not one object
+/// whose members are well formed at the top level (strings closed, brackets
+/// balanced), when a key holds an escape, or when one of `keys` appears
+/// twice: the caller then reads the body with serde, whose error names the fault.
+pub fn pick_top_level<const N: usize>(
+    body: &[u8],
+    keys: [&str; N],
+) -> Option<[Option<(usize, usize)>; N]> {
+    let mut found = [None; N];
+    let mut i = skip_ws(body, 0);
+    if body.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(body, i + 1);
+    if body.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            let key_end = string_end(body, i)?;
+            let key = &body[i + 1..key_end - 1];
+            if memchr::memchr(b'\\', key).is_some() {
+                return None;
+            }
+            i = skip_ws(body, key_end);
+            if body.get(i) != Some(&b':') {
+                return None;
+            }
+            let start = skip_ws(body, i + 1);
+            let end = value_end(body, start)?;
+            if let Some(k) = keys.iter().position(|k| k.as_bytes() == key) {
+                if found[k].replace((start, end)).is_some() {
+                    return None;
+                }
+            }
+            i = skip_ws(body, end);
+            match body.get(i) {
+                Some(b',') => i = skip_ws(body, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(body, i) == body.len()).then_some(found)
+}
+
+/// `body` with the string value at `span` (as `pick_top_level` found it)
+/// replaced by `value`; `None` when the span does not hold a string.
+pub fn replace_string_at(body: &[u8], span: (usize, usize), value: &str) -> Option<Vec<u8>> {
+    let (start, end) = span;
+    let old = body.get(start..end)?;
+    if old.len() < 2 || old[0] != b'"' || old[old.len() - 1] != b'"' {
+        return None;
+    }
+    let quoted = serde_json::to_string(value).ok()?;
+    let mut out = Vec::with_capacity(body.len() + quoted.len());
+    out.extend_from_slice(&body[..start]);
+    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(&body[end..]);
+    Some(out)
+}
+
 /// `body` (a JSON object) with `"key": raw_value` added as its last member,
 /// every other byte kept; `None` when `body` is not an object. The caller
 /// makes sure `key` is absent and `raw_value` is valid JSON.
@@ -208,13 +274,18 @@ pub fn append_top_level(body: &mut Vec<u8>, key: &str, raw_value: &str) -> Optio
 pub fn openai_for_upstream(
     raw: &[u8],
     model: &str,
+    model_span: Option<(usize, usize)>,
     ask_usage: bool,
     has_stream_options: bool,
 ) -> Option<Vec<u8>> {
     if ask_usage && has_stream_options {
         return None;
     }
-    let mut out = set_top_level_string(raw, "model", model)?;
+    // The routing view already found where the model is: no second scan.
+    let mut out = match model_span.and_then(|span| replace_string_at(raw, span, model)) {
+        Some(out) => out,
+        None => set_top_level_string(raw, "model", model)?,
+    };
     if ask_usage {
         append_top_level(&mut out, "stream_options", r#"{"include_usage":true}"#)?;
     }
@@ -236,12 +307,14 @@ fn string_end(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
+    // Strings are most of an agent's body: jump from quote or backslash to
+    // the next one (SIMD search) instead of looking at every byte.
     let mut j = i + 1;
     while j < b.len() {
+        j += memchr::memchr2(b'"', b'\\', &b[j..])?;
         match b[j] {
             b'\\' => j += 2,
-            b'"' => return Some(j + 1),
-            _ => j += 1,
+            _ => return Some(j + 1),
         }
     }
     None
@@ -289,6 +362,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn picks_top_level_members_in_one_pass() {
+        let body =
+            br#" { "messages": [{"role":"user","content":"a \"model\": 1 {["}], "model" : "m-1",
+            "stream":true, "n": 1.5e3, "generationConfig": {"seed": 4} } "#;
+        let [model, stream, seed, gc] =
+            pick_top_level(body, ["model", "stream", "seed", "generationConfig"]).unwrap();
+        let at =
+            |s: Option<(usize, usize)>| s.map(|(a, b)| std::str::from_utf8(&body[a..b]).unwrap());
+        assert_eq!(at(model), Some(r#""m-1""#));
+        assert_eq!(at(stream), Some("true"));
+        assert_eq!(at(seed), None, "only top-level members");
+        assert_eq!(at(gc), Some(r#"{"seed": 4}"#));
+        let out = replace_string_at(body, model.unwrap(), "real").unwrap();
+        assert_eq!(out, set_top_level_string(body, "model", "real").unwrap());
+        // Left to serde: not an object, unclosed, trailing bytes, a twice-named key, an escaped key.
+        for bad in [
+            &b"[1]"[..],
+            br#"{"model":"x""#,
+            br#"{"model":"x"} x"#,
+            br#"{"model":"x","model":"y"}"#,
+            br#"{"mod\u0065l":"x"}"#,
+            br#"{"model" "x"}"#,
+            br#"{"a":[1,{"b":2]}"#,
+        ] {
+            assert!(
+                pick_top_level(bad, ["model"]).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(pick_top_level(b" {} ", ["model"]), Some([None]));
+    }
+
+    #[test]
     fn sets_a_top_level_string_and_keeps_every_other_byte() {
         let body = br#"{ "messages": [{"role":"user","content":"say \"model\": {x}"}], "model" : "claude-x",
   "system":[{"type":"text","text":"a","cache_control":{"type":"ephemeral"}}], "n": 1.5e3, "t": true }"#;
@@ -319,16 +426,16 @@ mod tests {
     fn openai_bodies_get_model_and_usage_option_in_place() {
         let body = br#"{"model":"combo","messages":[{"role":"user","content":"}"}],"stream":true}
 "#;
-        let out = openai_for_upstream(body, "gpt-x", true, false).unwrap();
+        let out = openai_for_upstream(body, "gpt-x", None, true, false).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "gpt-x");
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["messages"][0]["content"], "}");
         assert!(out.starts_with(br#"{"model":"gpt-x","messages":[{"role":"user","content":"}"}],"stream":true,"stream_options""#));
-        let plain = openai_for_upstream(body, "m", false, false).unwrap();
+        let plain = openai_for_upstream(body, "m", None, false, false).unwrap();
         assert!(!String::from_utf8(plain).unwrap().contains("stream_options"));
         // Present without the option: not done in place.
-        assert_eq!(openai_for_upstream(body, "m", true, true), None);
+        assert_eq!(openai_for_upstream(body, "m", None, true, true), None);
         let mut empty = b"{ }".to_vec();
         append_top_level(&mut empty, "a", "1").unwrap();
         assert_eq!(

@@ -347,7 +347,13 @@ pub fn outgoing(
                 // The model is in the path.
                 n.raw.clone()
             } else {
-                match formats::json::set_top_level_string(&n.raw, "model", &target.model) {
+                let span = n.view.model_span;
+                let rewritten = span
+                    .and_then(|sp| formats::json::replace_string_at(&n.raw, sp, &target.model))
+                    .or_else(|| {
+                        formats::json::set_top_level_string(&n.raw, "model", &target.model)
+                    });
+                match rewritten {
                     Some(b) => Bytes::from(b),
                     None => {
                         let mut v: Map<String, Value> = serde_json::from_slice(&n.raw)
@@ -392,6 +398,7 @@ fn openai_pass(call: &super::ChatCall, model: &str, stream: bool) -> Result<Vec<
     if let Some(b) = formats::json::openai_for_upstream(
         &call.raw,
         model,
+        call.view.model_span,
         ask_usage,
         call.view.has_stream_options,
     ) {

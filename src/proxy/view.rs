@@ -27,6 +27,9 @@ pub struct RequestView {
     pub seed: Option<i64>,
     /// Size of the body in bytes.
     pub bytes: usize,
+    /// Where the `model` string sits in the body (bytes `start..end`, quotes
+    /// included), so the upstream's copy is made without a second scan.
+    pub model_span: Option<(usize, usize)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -56,6 +59,19 @@ struct GenerationConfig {
     #[serde(default)]
     seed: Option<Value>,
 }
+
+/// The top-level members `Peek` reads (`model` first: its span is kept).
+const PICKED: [&str; 9] = [
+    "model",
+    "stream",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "stream_options",
+    "temperature",
+    "seed",
+    "generationConfig",
+];
 
 /// The members any format's router cares about; the rest is skipped.
 #[derive(Deserialize)]
@@ -92,8 +108,54 @@ impl RequestView {
         if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ViewError::Json("the body must be a JSON object".into()));
         }
+        // One pass that only finds the members routing reads (strings are
+        // jumped over); they alone are parsed. serde reads the whole body
+        // only when that pass finds it malformed, to say what is wrong.
+        let spans = crate::formats::json::pick_top_level(raw, PICKED);
+        let Some(spans) = spans else {
+            let p: Peek<'_> =
+                serde_json::from_slice(raw).map_err(|e| ViewError::Json(e.to_string()))?;
+            return RequestView::from_peek(fmt, p, raw.len(), None);
+        };
+        let mut picked = String::with_capacity(64);
+        picked.push('{');
+        for (name, span) in PICKED.iter().zip(spans) {
+            if let Some((a, b)) = span {
+                if picked.len() > 1 {
+                    picked.push(',');
+                }
+                picked.push('"');
+                picked.push_str(name);
+                picked.push_str("\":");
+                picked.push_str(
+                    std::str::from_utf8(&raw[a..b]).map_err(|e| ViewError::Json(e.to_string()))?,
+                );
+            }
+        }
+        picked.push('}');
+        let p: Peek<'_> =
+            serde_json::from_str(&picked).map_err(|e| ViewError::Json(e.to_string()))?;
+        RequestView::from_peek(fmt, p, raw.len(), spans[0])
+    }
+
+    /// `peek` through serde alone (no one-pass picker): what the picker must
+    /// agree with (the property tests compare them).
+    #[doc(hidden)]
+    pub fn peek_with_serde(fmt: WireFormat, raw: &[u8]) -> Result<RequestView, ViewError> {
+        if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ViewError::Json("the body must be a JSON object".into()));
+        }
         let p: Peek<'_> =
             serde_json::from_slice(raw).map_err(|e| ViewError::Json(e.to_string()))?;
+        RequestView::from_peek(fmt, p, raw.len(), None)
+    }
+
+    fn from_peek(
+        fmt: WireFormat,
+        p: Peek<'_>,
+        bytes: usize,
+        model_span: Option<(usize, usize)>,
+    ) -> Result<RequestView, ViewError> {
         let model = match p.model {
             None if fmt == WireFormat::Gemini => String::new(),
             None => return Err(ViewError::NoModel),
@@ -136,7 +198,8 @@ impl RequestView {
             has_stream_options: p.stream_options.is_some(),
             temperature,
             seed,
-            bytes: raw.len(),
+            bytes,
+            model_span,
         })
     }
 
