@@ -85,11 +85,12 @@ pub async fn chat_completions(State(state): State<AppState>, req: Request) -> Re
 
 /// `Cache-Control`, `Idempotency-Key` and `X-Request-Id` as the core reads them.
 pub(super) fn request_hints(h: &HeaderMap) -> crate::cache::RequestHints {
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+    const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+    let get = |n: &HeaderName| h.get(n).and_then(|v| v.to_str().ok());
     crate::cache::RequestHints::from_headers(
-        get("cache-control"),
-        get("idempotency-key"),
-        get("x-request-id"),
+        get(&axum::http::header::CACHE_CONTROL),
+        get(&IDEMPOTENCY_KEY),
+        get(&X_REQUEST_ID),
     )
 }
 

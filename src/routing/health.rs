@@ -586,8 +586,19 @@ const RATE_LIMIT_FAMILIES: [(&str, &str, &str); 6] = [
 /// remaining share; among equals, the one that resets last, since the
 /// account can only be used again once all of them allow it).
 pub fn quota_from_headers(h: &reqwest::header::HeaderMap) -> Option<QuotaObservation> {
-    let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let num = |name: &str| text(name).and_then(|v| v.parse::<f64>().ok());
+    use reqwest::header::HeaderName;
+    // Most answers carry none: one look at the names instead of 12 lookups.
+    if !h.keys().any(|k| k.as_str().contains("ratelimit")) {
+        return None;
+    }
+    static NAMES: std::sync::LazyLock<Vec<[HeaderName; 3]>> = std::sync::LazyLock::new(|| {
+        RATE_LIMIT_FAMILIES
+            .iter()
+            .map(|(a, b, c)| [a, b, c].map(|n| HeaderName::from_static(n)))
+            .collect()
+    });
+    let text = |name: &HeaderName| h.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let num = |name: &HeaderName| text(name).and_then(|v| v.parse::<f64>().ok());
     let now = Instant::now();
     let now_ms = crate::store::now_ms();
     let share = |q: &QuotaObservation| {
@@ -598,7 +609,7 @@ pub fn quota_from_headers(h: &reqwest::header::HeaderMap) -> Option<QuotaObserva
         }
     };
     let mut tightest: Option<QuotaObservation> = None;
-    for (rem, lim, reset) in RATE_LIMIT_FAMILIES {
+    for [rem, lim, reset] in NAMES.iter() {
         let (Some(remaining), Some(limit)) = (num(rem), num(lim)) else {
             continue;
         };
