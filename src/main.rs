@@ -995,18 +995,17 @@ async fn accounts(gw: &Gateway, cmd: AccountsCmd, json: bool) -> Result<()> {
 
 async fn login(gw: &Gateway, a: LoginArgs, json: bool) -> Result<()> {
     use omniroute::catalog::SubscriptionKind;
-    use omniroute::subscription::{import, login};
+    use omniroute::subscription::login;
     let kind = SubscriptionKind::parse(&a.kind)
         .with_context(|| format!("unknown kind {:?}: claude, codex, gemini or qwen", a.kind))?;
-    let signed = if a.import {
-        let env = |k: &str| std::env::var(k).ok();
-        let path = match a.from.clone() {
-            Some(p) => p,
-            None => {
-                import::default_path(kind, &env).context("HOME is not set; give --from PATH")?
-            }
+    let view = if a.import {
+        let input = ops::sign_in::ImportInput {
+            kind: a.kind.clone(),
+            label: a.label,
+            allow_overage: a.allow_overage,
+            priority: a.priority,
         };
-        import::read(kind, &path)?
+        ops::sign_in::import_account(gw, input, a.from.clone(), Actor::Cli).await?
     } else {
         let base = gw
             .registry()
@@ -1019,6 +1018,7 @@ async fn login(gw: &Gateway, a: LoginArgs, json: bool) -> Result<()> {
             port: a.callback_port,
             timeout: std::time::Duration::from_secs(15 * 60),
             code_assist_base: base,
+            read_stdin: true,
         };
         let mut show = |p: login::Prompt| match p {
             login::Prompt::Open { url, open } => {
@@ -1035,20 +1035,20 @@ async fn login(gw: &Gateway, a: LoginArgs, json: bool) -> Result<()> {
                 println!("Open {url} and enter the code {code}\nWaiting for approval...");
             }
         };
-        login::login(gw.upstream.client(), kind, &opts, &mut show).await?
+        let signed = login::login(gw.upstream.client(), kind, &opts, &mut show).await?;
+        ops::subscriptions::save_sign_in(
+            gw,
+            signed,
+            ops::subscriptions::SaveSignIn {
+                label: a.label,
+                allow_overage: a.allow_overage,
+                priority: a.priority,
+                how: "login",
+            },
+            Actor::Cli,
+        )
+        .await?
     };
-    let view = ops::subscriptions::save_sign_in(
-        gw,
-        signed,
-        ops::subscriptions::SaveSignIn {
-            label: a.label,
-            allow_overage: a.allow_overage,
-            priority: a.priority,
-            how: if a.import { "import" } else { "login" },
-        },
-        Actor::Cli,
-    )
-    .await?;
     if json {
         return print_json(&view);
     }

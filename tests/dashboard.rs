@@ -52,7 +52,20 @@ async fn dashboard_in_a_real_browser() {
     let cfg = dir.path().join("gateway.toml");
     std::fs::write(&cfg, config(&fake)).unwrap();
     let cfg = cfg.display().to_string();
-    let one = Binary::start(&dir.path().join("one"), &["--config", &cfg]);
+    // The gateway's machine has Claude Code's credential file (for the import button).
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    std::fs::copy(
+        root.join("tests/fixtures/credentials/claude.credentials.json"),
+        home.join(".claude/.credentials.json"),
+    )
+    .unwrap();
+    let home = home.display().to_string();
+    let one = Binary::start_env(
+        &dir.path().join("one"),
+        &["--config", &cfg],
+        &[("HOME", home.as_str())],
+    );
     let split = Binary::start(
         &dir.path().join("split"),
         &["--config", &cfg, "--dashboard-port", "0"],

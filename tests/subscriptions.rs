@@ -1170,3 +1170,104 @@ models = ["cc/claude-sonnet-4-5"]
     assert_eq!(r.headers()["x-omniroute-strategy"], "headroom");
     assert_eq!(text_of(r).await.2, "served by ben");
 }
+
+/// The dashboard's way in, over the admin API: a sign-in run by the gateway
+/// (its URL answered at once, the callback on localhost, the status polled)
+/// and an import of the CLI's credential file from the gateway's machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_import_over_the_admin_api() {
+    let s = Setup::new("").await;
+    let admin = s.json(&["keys", "create", "--scope", "admin", "--label", "ops"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gw = s.serve();
+    let http = client();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}{path}", gw.base))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let started = post(
+        "/api/subscriptions/sign-in",
+        json!({"kind": "claude", "label": "web", "callback_port": 0}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(started.status(), 200);
+    let started: Value = started.json().await.unwrap();
+    let url = started["url"].as_str().unwrap();
+    assert!(url.contains("code_challenge="), "{url}");
+    // The user's browser: the provider's page sends it to the gateway's localhost callback.
+    let page = http.get(url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Signed in"), "{page}");
+    let id = started["id"].as_str().unwrap();
+    let status = |id: String| {
+        let (http, base, admin) = (http.clone(), gw.base.clone(), admin.clone());
+        async move {
+            http.get(format!("{base}/api/subscriptions/sign-in/{id}"))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let done: Value = loop {
+        let v: Value = status(id.to_string()).await.json().await.unwrap();
+        if v["state"] != "pending" || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["state"], "signed_in", "{done}");
+    assert_eq!(done["account"]["label"], "web");
+    assert_eq!(done["account"]["provider"], "claude-code");
+    assert_eq!(status("signin_nope".into()).await.status(), 404);
+    // Import: the file Claude Code keeps on this machine.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/credentials");
+    let home = s.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    std::fs::copy(
+        fixtures.join("claude.credentials.json"),
+        home.join(".claude/.credentials.json"),
+    )
+    .unwrap();
+    let imported = post(
+        "/api/subscriptions/import",
+        json!({"kind": "claude", "label": "cli"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported.status(), 200);
+    let imported: Value = imported.json().await.unwrap();
+    assert_eq!(imported["label"], "cli");
+    let bad = post("/api/subscriptions/import", json!({"kind": "bard"}))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let text = bad.text().await.unwrap();
+    assert!(text.contains("claude, codex, gemini or qwen"), "{text}");
+    // Not admin: refused.
+    let r = http
+        .post(format!("{}/api/subscriptions/import", gw.base))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"kind": "claude"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let listed = s.json(&["accounts", "list"]);
+    let labels: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["provider"] == "claude-code")
+        .filter_map(|a| a["label"].as_str())
+        .collect();
+    assert!(
+        labels.contains(&"web") && labels.contains(&"cli"),
+        "{labels:?}"
+    );
+}

@@ -97,6 +97,17 @@ test("create a key and copy it", async () => {
   await shot("keys");
 });
 
+test("import a subscription account from this machine's CLI", async () => {
+  await page.click('nav a[data-page="providers"]');
+  await page.locator("#sign-in select[name=kind]").selectOption("claude");
+  await page.getByLabel("Subscription account name").fill("max-plan");
+  await page.getByRole("button", { name: "Import from this machine's CLI" }).click();
+  await page.getByText(/Imported account acc_[0-9a-f]+ \(max-plan\)/).waitFor();
+  const accounts = await (await admin("/api/accounts")).json();
+  assert.ok(accounts.some((a) => a.provider === "claude-code" && a.label === "max-plan"), JSON.stringify(accounts));
+  await shot("providers-subscription");
+});
+
 test("add a provider key and see its models", async () => {
   const before = await (await asClient(clientKey, "/v1/models")).json();
   assert.ok(!before.data.some((m) => m.id === "fake/gpt-4o-mini"), "fake is not usable yet");

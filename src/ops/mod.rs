@@ -18,6 +18,7 @@ pub mod providers;
 pub mod quota;
 pub mod requests;
 pub mod route;
+pub mod sign_in;
 pub mod subscriptions;
 pub mod tasks;
 pub mod usage;

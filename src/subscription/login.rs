@@ -45,6 +45,9 @@ pub struct LoginOptions {
     pub timeout: Duration,
     /// Code Assist base URL (Gemini), to find the account's project.
     pub code_assist_base: String,
+    /// Also take a pasted code or URL from stdin (a terminal's login; not
+    /// the gateway's, whose stdin is not the user's).
+    pub read_stdin: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,9 +219,16 @@ async fn code_flow(
         url,
         open: !opts.no_browser,
     });
+    let paste = async {
+        if opts.read_stdin {
+            pasted().await
+        } else {
+            std::future::pending().await
+        }
+    };
     let answer = tokio::select! {
         a = rx.recv() => a.unwrap_or_else(|| Err("the callback server stopped".into())),
-        a = pasted() => a.ok_or_else(|| "no code".to_string()),
+        a = paste => a.ok_or_else(|| "no code".to_string()),
     };
     stop.cancel();
     let _ = server.await;

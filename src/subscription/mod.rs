@@ -45,6 +45,24 @@ pub const ANTHROPIC_OAUTH_BETA: &str = "oauth-2025-04-20";
 pub struct Subscriptions {
     pub tokens: tokens::TokenBook,
     windows: Mutex<HashMap<(String, String), WindowRow>>,
+    /// Sign-ins started from the dashboard or the admin API, by id.
+    sign_ins: Mutex<HashMap<String, crate::ops::sign_in::SignInStatus>>,
+}
+
+impl Subscriptions {
+    pub fn set_sign_in(&self, id: &str, status: crate::ops::sign_in::SignInStatus) {
+        if let Ok(mut m) = self.sign_ins.lock() {
+            // A few at a time in practice; keep the map from growing without end.
+            if m.len() > 256 {
+                m.retain(|_, s| s.state == "pending");
+            }
+            m.insert(id.to_string(), status);
+        }
+    }
+
+    pub fn sign_in(&self, id: &str) -> Option<crate::ops::sign_in::SignInStatus> {
+        self.sign_ins.lock().ok()?.get(id).cloned()
+    }
 }
 
 /// A client's own subscription credential, seen on its request (provider

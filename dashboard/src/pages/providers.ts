@@ -15,6 +15,53 @@ export async function providers(root: HTMLElement) {
     h("option", { value: "" }, "provider's tier"),
     ["subscription", "api-key", "cheap", "free"].map((t) => h("option", { value: t }, t))) as HTMLSelectElement;
   const addMsg = h("div");
+  // Subscription accounts: the provider's own sign-in, run by the gateway, or
+  // the credential its CLI keeps on the gateway's machine.
+  const subKind = h("select", { name: "kind", "aria-label": "Subscription" },
+    [["claude", "Claude (Pro/Max)"], ["codex", "ChatGPT / Codex"], ["gemini", "Gemini CLI"], ["qwen", "Qwen Code"]]
+      .map(([v, t]) => h("option", { value: v }, t))) as HTMLSelectElement;
+  const subLabel = h("input", { name: "sub_label", placeholder: "label (default: its email)", "aria-label": "Subscription account name" }) as HTMLInputElement;
+  const subMsg = h("div", { id: "sign-in-status" });
+  const subInput = () => ({ kind: subKind.value, label: subLabel.value.trim() || undefined });
+  async function signIn(e: Event) {
+    e.preventDefault();
+    try {
+      const started = await post<{ id: string; url: string; code: string | null }>("/api/subscriptions/sign-in", subInput());
+      const state = h("span", { class: "muted", id: "sign-in-state" }, "Waiting for the sign-in…");
+      clear(subMsg, h("div", { class: "notice" },
+        started.code
+          ? h("p", {}, "Open ", h("a", { href: started.url, target: "_blank", rel: "noopener", id: "sign-in-url" }, started.url), " and enter the code ", h("b", { id: "sign-in-code" }, started.code))
+          : h("p", {}, "Open this link on this machine and sign in: ", h("a", { href: started.url, target: "_blank", rel: "noopener", id: "sign-in-url" }, "sign in")),
+        state));
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const st = await get<{ state: string; account: { id: string; label: string } | null; error: string | null }>(`/api/subscriptions/sign-in/${encodeURIComponent(started.id)}`);
+        if (st.state === "pending") continue;
+        if (st.state === "signed_in" && st.account) {
+          state.textContent = `Signed in: account ${st.account.id} (${st.account.label}).`;
+          await load();
+        } else {
+          state.textContent = `Sign-in failed: ${st.error ?? "unknown reason"}`;
+        }
+        break;
+      }
+    } catch (e) {
+      clear(subMsg, errorBox(e));
+    }
+  }
+  async function importCli() {
+    try {
+      const a = await post<{ id: string; label: string }>("/api/subscriptions/import", subInput());
+      clear(subMsg, h("div", { class: "notice" }, `Imported account ${a.id} (${a.label}).`));
+      await load();
+    } catch (e) {
+      clear(subMsg, errorBox(e));
+    }
+  }
+  const subForm = h("form", { class: "inline", id: "sign-in", onsubmit: signIn },
+    subKind, subLabel,
+    h("button", { class: "primary", type: "submit" }, "Sign in"),
+    h("button", { type: "button", id: "import-cli", onclick: importCli }, "Import from this machine's CLI"));
   const addForm = h("form", {
     class: "inline", id: "add-account",
     onsubmit: async (e: Event) => {
@@ -96,7 +143,9 @@ export async function providers(root: HTMLElement) {
   clear(root,
     h("h1", {}, "Providers & accounts"),
     h("div", { class: "panel" }, h("h2", {}, "Add an API key"), addForm, addMsg,
-      h("p", { class: "muted" }, "Keys are stored encrypted; they are never shown again. Subscription sign-in is not available yet.")),
+      h("p", { class: "muted" }, "Keys are stored encrypted; they are never shown again.")),
+    h("div", { class: "panel" }, h("h2", {}, "Sign in a subscription account"), subForm, subMsg,
+      h("p", { class: "muted" }, "The sign-in's callback is on this machine's localhost: open the link in a browser here. Import takes the token that Claude Code, Codex CLI, Gemini CLI or Qwen Code stored on the gateway's machine. Tokens are stored encrypted and refreshed by the gateway.")),
     err,
     h("div", { class: "row" }, filter, h("label", {}, onlyUsable, " usable only")),
     h("div", { class: "panel" }, list));

@@ -229,6 +229,27 @@ pub async fn set_key_scopes(
     ok(ops::keys::set_key_scopes(&s.gw, &id, input.scopes, Actor::Api).await)
 }
 
+pub async fn start_sign_in(
+    State(s): State<AppState>,
+    Body(input): Body<ops::sign_in::SignInInput>,
+) -> Answer<ops::sign_in::SignInStarted> {
+    ok(ops::sign_in::start_sign_in(&s.gw, input, Actor::Api).await)
+}
+
+pub async fn sign_in_status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Answer<ops::sign_in::SignInStatus> {
+    ok(ops::sign_in::sign_in_status(&s.gw, &id))
+}
+
+pub async fn import_account(
+    State(s): State<AppState>,
+    Body(input): Body<ops::sign_in::ImportInput>,
+) -> Answer<ops::accounts::AccountView> {
+    ok(ops::sign_in::import_account(&s.gw, input, None, Actor::Api).await)
+}
+
 pub async fn requests(
     State(s): State<AppState>,
     Query(q): Query<ops::requests::RequestsQuery>,
