@@ -159,32 +159,69 @@ pub struct CheckedResolver {
     pub policy: EgressPolicy,
 }
 
+impl CheckedResolver {
+    /// The system's addresses for `name`, each checked against the policy.
+    async fn resolve_checked(
+        policy: EgressPolicy,
+        name: String,
+    ) -> Result<Vec<std::net::SocketAddr>, String> {
+        let host = name.trim_end_matches('.').to_ascii_lowercase();
+        if METADATA_NAMES.contains(&host.as_str()) && !policy.name_allowed(&host) {
+            return Err(format!("{host} is a cloud metadata service"));
+        }
+        let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+            .await
+            .map_err(|e| format!("{host} did not resolve: {e}"))?
+            .collect();
+        let mut first_refusal = None;
+        let allowed: Vec<std::net::SocketAddr> = found
+            .into_iter()
+            .filter(|a| match policy.check_ip(&host, a.ip()) {
+                Ok(()) => true,
+                Err(e) => {
+                    first_refusal.get_or_insert(e);
+                    false
+                }
+            })
+            .collect();
+        if allowed.is_empty() {
+            return Err(first_refusal.unwrap_or_else(|| format!("{host} did not resolve")));
+        }
+        Ok(allowed)
+    }
+}
+
+/// The reqwest client's resolver (sign-in and token calls).
 impl reqwest::dns::Resolve for CheckedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy.clone();
+        let lookup = Self::resolve_checked(self.policy.clone(), name.as_str().to_string());
         Box::pin(async move {
-            let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
-            if METADATA_NAMES.contains(&host.as_str()) && !policy.name_allowed(&host) {
-                return Err(format!("{host} is a cloud metadata service").into());
-            }
-            let found: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut first_refusal = None;
-            let allowed: Vec<std::net::SocketAddr> = found
-                .into_iter()
-                .filter(|a| match policy.check_ip(&host, a.ip()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        first_refusal.get_or_insert(e);
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let why = first_refusal.unwrap_or_else(|| format!("{host} did not resolve"));
-                return Err(why.into());
-            }
+            let allowed = lookup.await?;
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The hot path's resolver (hyper's connector asks it for every new connection).
+impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for CheckedResolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let lookup = Self::resolve_checked(self.policy.clone(), name.as_str().to_string());
+        Box::pin(async move {
+            lookup
+                .await
+                .map(Vec::into_iter)
+                .map_err(std::io::Error::other)
         })
     }
 }

@@ -218,10 +218,10 @@ async fn attempt(gw: &Gateway, call: &EmbedCall, model: &str) -> Result<EmbedOut
         };
         let outcome = match response {
             Err(_) => Err(fail(None, format!("no response within {timeout:?}"))),
-            Ok(Err(e)) => Err(fail(None, describe(&e))),
+            Ok(Err(e)) => Err(fail(None, e.describe().to_string())),
             Ok(Ok(r)) if !r.status().is_success() => {
                 let status = r.status().as_u16();
-                let text = read_limited(r, ERROR_BODY_LIMIT).await;
+                let text = r.read_limited(ERROR_BODY_LIMIT).await;
                 Err(fail(Some(status), crate::proxy::upstream_message(&text)))
             }
             Ok(Ok(r)) => {
@@ -235,7 +235,7 @@ async fn attempt(gw: &Gateway, call: &EmbedCall, model: &str) -> Result<EmbedOut
                         Some(502),
                         "the upstream answered 200 without a JSON object".into(),
                     )),
-                    Ok(Err(e)) => Err(fail(None, describe(&e))),
+                    Ok(Err(e)) => Err(fail(None, e.describe().to_string())),
                     Err(_) => Err(fail(None, format!("no response within {timeout:?}"))),
                 }
             }
@@ -333,26 +333,4 @@ fn persist_health(gw: &Gateway, rows: Vec<crate::routing::health::HealthRow>) {
             crate::store::put_health(tx, &rows)
         });
     }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_connect() {
-        "connection failed".into()
-    } else if e.is_timeout() {
-        "timed out".into()
-    } else {
-        "request failed".into()
-    }
-}
-
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        out.extend_from_slice(&chunk);
-        if out.len() >= limit {
-            out.truncate(limit);
-            break;
-        }
-    }
-    out
 }

@@ -26,7 +26,7 @@ pub struct Provider {
     pub spec: ProviderSpec,
     pub origin: ProviderOrigin,
     /// `<base_url>/chat/completions`, parsed once per reload rather than per request.
-    pub chat_url: Option<reqwest::Url>,
+    pub chat_url: Option<http::Uri>,
 }
 
 /// Where an account's secret comes from.
@@ -178,7 +178,7 @@ impl Registry {
         for (spec, origin) in specs {
             let idx = reg.providers.len();
             reg.by_prefix.insert(spec.prefix().to_string(), idx);
-            let chat_url = reqwest::Url::parse(&format!(
+            let chat_url = crate::upstream::parse(&format!(
                 "{}/chat/completions",
                 spec.base_url.trim_end_matches('/')
             ))

@@ -3,7 +3,6 @@
 //! message, and how a transport failure is told.
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -17,7 +16,7 @@ const FIRST_EVENT_LIMIT: usize = 256 * 1024;
 /// lines before it, such as keep-alives, do not count).
 pub(super) async fn first_event(
     first: Bytes,
-    rest: &mut BoxStream<'static, reqwest::Result<Bytes>>,
+    rest: &mut crate::upstream::BodyStream,
 ) -> Result<Bytes, String> {
     if has_data_event(&first) {
         return Ok(first);
@@ -34,7 +33,7 @@ pub(super) async fn first_event(
             Some(Err(e)) => {
                 return Err(format!(
                     "stream failed before its first event: {}",
-                    describe_reqwest(&e)
+                    e.describe()
                 ))
             }
             // Ended early: what arrived is judged as it is.
@@ -112,30 +111,6 @@ pub(super) fn not_an_api_answer(content_type: Option<&str>, body: &[u8]) -> Stri
         "the upstream answered 200 with {} instead of an API answer: {snippet:?}",
         content_type.unwrap_or("no content type")
     )
-}
-
-pub(super) fn describe_reqwest(e: &reqwest::Error) -> String {
-    if e.is_connect() {
-        "connection failed".to_string()
-    } else if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_body() || e.is_decode() {
-        "response body interrupted".to_string()
-    } else {
-        "request failed".to_string()
-    }
-}
-
-pub(super) async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        out.extend_from_slice(&chunk);
-        if out.len() >= limit {
-            out.truncate(limit);
-            break;
-        }
-    }
-    out
 }
 
 /// The upstream's own error message when its body says one.

@@ -5,8 +5,8 @@
 //! health, budgets and usage are settled on every way out.
 
 use super::answers::{
-    describe_reqwest, first_event, is_json_answer, looks_like_html, not_an_api_answer,
-    read_limited, upstream_message, ERROR_BODY_LIMIT,
+    first_event, is_json_answer, looks_like_html, not_an_api_answer, upstream_message,
+    ERROR_BODY_LIMIT,
 };
 use super::{
     context_relay, fill_usage, ms, native, relay, usage, usage_event, AttemptError, ChatCall,
@@ -196,7 +196,7 @@ impl Trial<'_, '_> {
 
 /// A response head from the upstream, with what the answer's reading needs.
 struct Sent {
-    response: reqwest::Response,
+    response: crate::upstream::Response,
     status: u16,
     quota: Option<health::QuotaObservation>,
     content_type: Option<String>,
@@ -378,18 +378,18 @@ async fn send(trial: &mut Trial<'_, '_>, out: &native::Outgoing) -> Result<Sent,
     };
     let response = match tokio::time::timeout(timeout, request.send()).await {
         Err(_) => return Err(trial.timed_out(timeout)),
-        Ok(Err(e)) => return Err(trial.fail(None, describe_reqwest(&e), None)),
+        Ok(Err(e)) => return Err(trial.fail(None, e.describe().to_string(), None)),
         Ok(Ok(r)) => r,
     };
     let status = response.status().as_u16();
     if !response.status().is_success() {
         let mut retry_after = response
             .headers()
-            .get(reqwest::header::RETRY_AFTER)
+            .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let headers = sub.map(|_| response.headers().clone());
-        let text = read_limited(response, ERROR_BODY_LIMIT).await;
+        let text = response.read_limited(ERROR_BODY_LIMIT).await;
         let mut message = upstream_message(&text);
         if let (Some(kind), Some(h)) = (sub, headers) {
             // An exhausted plan rests the account until the reset the provider names.
@@ -409,7 +409,7 @@ async fn send(trial: &mut Trial<'_, '_>, out: &native::Outgoing) -> Result<Sent,
     };
     let content_type = response
         .headers()
-        .get(reqwest::header::CONTENT_TYPE)
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_ascii_lowercase);
     Ok(Sent {
@@ -454,10 +454,7 @@ async fn commit_stream(
     let first = match tokio::time::timeout(remaining, rest.next()).await {
         Ok(Some(Ok(chunk))) => chunk,
         Ok(Some(Err(e))) => {
-            let message = format!(
-                "stream failed before its first chunk: {}",
-                describe_reqwest(&e)
-            );
+            let message = format!("stream failed before its first chunk: {}", e.describe());
             return trial.fail(None, message, None);
         }
         Ok(None) => return trial.fail(None, "stream ended before its first chunk".into(), None),
@@ -571,7 +568,7 @@ async fn finish_whole(
     let remaining = timeout.saturating_sub(at.elapsed());
     let body = match tokio::time::timeout(remaining, response.bytes()).await {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) => return trial.fail(None, describe_reqwest(&e), None),
+        Ok(Err(e)) => return trial.fail(None, e.describe().to_string(), None),
         Err(_) => return trial.timed_out(timeout),
     };
     // A 200 that is not an API answer (a captive portal, a proxy's HTML

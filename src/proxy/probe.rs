@@ -1,6 +1,6 @@
 //! The health probe: one tiny prompt straight to one target.
 
-use super::answers::{describe_reqwest, read_limited, upstream_message, ERROR_BODY_LIMIT};
+use super::answers::{upstream_message, ERROR_BODY_LIMIT};
 use super::attempt::persist_health;
 use super::ms;
 use crate::gateway::Gateway;
@@ -49,14 +49,14 @@ pub async fn probe(gw: &Gateway, target: &Target) -> ProbeResult {
         Err(e) => Err((None, format!("request cannot be translated: {e}"))),
         Ok(request) => match tokio::time::timeout(timeout, request.send()).await {
             Err(_) => Err((None, format!("no response within {timeout:?}"))),
-            Ok(Err(e)) => Err((None, describe_reqwest(&e))),
+            Ok(Err(e)) => Err((None, e.describe().to_string())),
             Ok(Ok(r)) if r.status().is_success() => match r.bytes().await {
                 Ok(_) => Ok(()),
-                Err(e) => Err((None, describe_reqwest(&e))),
+                Err(e) => Err((None, e.describe().to_string())),
             },
             Ok(Ok(r)) => {
                 let status = r.status().as_u16();
-                let text = read_limited(r, ERROR_BODY_LIMIT).await;
+                let text = r.read_limited(ERROR_BODY_LIMIT).await;
                 let message = gw.registry().redactor().clean(&upstream_message(&text));
                 Err((Some(status), message))
             }

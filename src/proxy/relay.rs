@@ -185,7 +185,7 @@ pub struct ResponseHook {
 }
 
 struct State {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: crate::upstream::BodyStream,
     buf: BytesMut,
     ready: VecDeque<Bytes>,
     opts: RelayOptions,
@@ -209,7 +209,7 @@ struct State {
 /// Relay `first` (already read, to commit to this target) and then `rest`.
 pub fn relay(
     first: Bytes,
-    rest: BoxStream<'static, reqwest::Result<Bytes>>,
+    rest: crate::upstream::BodyStream,
     pipe: Pipe,
     opts: RelayOptions,
     guard: UsageGuard,

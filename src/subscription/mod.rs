@@ -30,7 +30,6 @@ use crate::routing::health::QuotaObservation;
 use crate::secret::Secret;
 use crate::store::subscriptions::WindowRow;
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -140,7 +139,7 @@ pub enum Unready {
 
 /// A request built for a subscription target.
 pub struct Prepared {
-    pub request: reqwest::RequestBuilder,
+    pub request: crate::upstream::Request,
     /// Codex always streams; a client that did not ask gets the collected answer.
     pub collect_stream: bool,
 }
@@ -224,8 +223,9 @@ pub async fn prepare(
     };
     match kind {
         SubscriptionKind::Claude => {
-            let req = client
-                .post(format!("{}/v1/messages", base(target)))
+            let req = gw
+                .upstream
+                .post(&format!("{}/v1/messages", base(target)))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(reqwest::header::ACCEPT, accept(stream))
                 .header(
@@ -245,15 +245,16 @@ pub async fn prepare(
                 status: Some(400),
                 message: m,
             })?;
-            let mut req = client
-                .post(format!("{}/responses", base(target)))
+            let mut req = gw
+                .upstream
+                .post(&format!("{}/responses", base(target)))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(reqwest::header::ACCEPT, "text/event-stream")
                 .header("openai-beta", "responses=experimental")
                 .bearer_auth(token.expose())
                 .body(body);
             if let Some(id) = &account_ref {
-                req = req.header("chatgpt-account-id", id);
+                req = req.header("chatgpt-account-id", id.as_str());
             }
             Ok(Prepared {
                 request: req,
@@ -291,8 +292,9 @@ pub async fn prepare(
             } else {
                 "/v1internal:generateContent"
             };
-            let req = client
-                .post(format!("{}{path}", base(target)))
+            let req = gw
+                .upstream
+                .post(&format!("{}{path}", base(target)))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(reqwest::header::ACCEPT, accept(stream))
                 .bearer_auth(token.expose())
@@ -310,8 +312,9 @@ pub async fn prepare(
                 Some(host) => format!("https://{}/chat/completions", qwen_base(host)),
                 None => format!("{}/chat/completions", base(target)),
             };
-            let req = client
-                .post(url)
+            let req = gw
+                .upstream
+                .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(reqwest::header::ACCEPT, accept(stream))
                 .bearer_auth(token.expose())
@@ -432,8 +435,8 @@ fn codex_completed(sse: &[u8]) -> Result<Bytes, String> {
 /// `{response}` envelope opened); other kinds pass unchanged.
 pub fn unwrap_stream(
     kind: SubscriptionKind,
-    s: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-) -> BoxStream<'static, Result<Bytes, reqwest::Error>> {
+    s: crate::upstream::BodyStream,
+) -> crate::upstream::BodyStream {
     if kind != SubscriptionKind::Gemini {
         return s;
     }

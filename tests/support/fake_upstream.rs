@@ -84,16 +84,21 @@ impl FakeUpstream {
         Self::serve(listener)
     }
 
-    pub fn serve(listener: tokio::net::TcpListener) -> FakeUpstream {
-        let seen = Arc::new(Seen::default());
-        let app = Router::new()
+    /// The fake's routes over `seen`, for a caller that serves them its own way (TLS).
+    pub fn router(seen: Arc<Seen>) -> Router {
+        Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/messages", post(anthropic))
             .route("/v1beta/models/{target}", post(gemini))
             .route("/v1/responses", post(responses))
             .route("/v1/embeddings", post(embeddings))
             .route("/_calls", axum::routing::get(calls))
-            .with_state(seen.clone());
+            .with_state(seen)
+    }
+
+    pub fn serve(listener: tokio::net::TcpListener) -> FakeUpstream {
+        let seen = Arc::new(Seen::default());
+        let app = Self::router(seen.clone());
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             // As real servers do; without it a response's head and body can

@@ -1,0 +1,148 @@
+//! HTTPS upstreams through the real binary: the hot client speaks TLS with
+//! the platform's roots (here a test CA named by `SSL_CERT_FILE`, which the
+//! Linux verifier reads), negotiates HTTP/2 by ALPN when the upstream offers
+//! it, falls back to HTTP/1.1 when it does not, and refuses a certificate it
+//! cannot verify without leaking the provider key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use support::fake_upstream::{FakeUpstream, Seen};
+use support::{client, example_config, Binary, CLIENT_KEY};
+use tokio_rustls::rustls;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+
+/// The fake upstream behind TLS (certificate for `localhost`), offering
+/// `alpn`; each connection's negotiated protocol is recorded.
+async fn tls_upstream(alpn: &[&[u8]]) -> (String, FakeUpstream, Arc<Mutex<Vec<String>>>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(format!("{FIXTURES}/localhost.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{FIXTURES}/localhost.key")).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let app = FakeUpstream::router(seen.clone());
+    let protocols = Arc::new(Mutex::new(Vec::new()));
+    let record = protocols.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, app, record) = (acceptor.clone(), app.clone(), record.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let proto = tls
+                    .get_ref()
+                    .1
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_else(|| "none".into());
+                record.lock().unwrap().push(proto);
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    let base = format!("https://localhost:{}/v1", addr.port());
+    (base, FakeUpstream { addr, seen }, protocols)
+}
+
+fn start_gateway(dir: &std::path::Path, base_url: &str, trust_test_ca: bool) -> Binary {
+    let cfg = dir.join("gateway.toml");
+    std::fs::write(&cfg, example_config(base_url)).unwrap();
+    let ca = format!("{FIXTURES}/ca.pem");
+    let env: Vec<(&str, &str)> = if trust_test_ca {
+        vec![("SSL_CERT_FILE", ca.as_str())]
+    } else {
+        // A roots file without the test CA: nothing vouches for the upstream.
+        vec![("SSL_CERT_FILE", "/dev/null")]
+    };
+    Binary::start_env(
+        &dir.join("data"),
+        &["--config", cfg.to_str().unwrap()],
+        &env,
+    )
+}
+
+async fn ask(gw: &Binary, stream: bool) -> (u16, String) {
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"model": "mock/gpt-4o-mini", "stream": stream,
+            "messages": [{"role": "user", "content": "over tls"}]}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_reached_over_http2_when_offered() {
+    let (base, seen, protocols) = tls_upstream(&[b"h2", b"http/1.1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start_gateway(dir.path(), &base, true);
+    let (status, body) = ask(&gw, false).await;
+    assert_eq!(status, 200, "{body}\n{}", gw.stderr());
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["choices"][0]["message"]["content"].is_string(), "{v}");
+    let (status, body) = ask(&gw, true).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("data: [DONE]"), "{body}");
+    assert_eq!(seen.last_auth(), "Bearer upstream-secret");
+    // Both requests went over the one HTTP/2 connection ALPN chose.
+    assert_eq!(*protocols.lock().unwrap(), vec!["h2".to_string()]);
+}
+
+#[tokio::test]
+async fn an_https_upstream_without_http2_is_served_over_http1() {
+    let (base, _seen, protocols) = tls_upstream(&[b"http/1.1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start_gateway(dir.path(), &base, true);
+    for stream in [false, true] {
+        let (status, body) = ask(&gw, stream).await;
+        assert_eq!(status, 200, "{body}\n{}", gw.stderr());
+    }
+    let seen = protocols.lock().unwrap().clone();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|p| p == "http/1.1"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unverifiable_certificate_is_refused_and_the_key_is_not_sent() {
+    let (base, seen, _protocols) = tls_upstream(&[b"h2", b"http/1.1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start_gateway(dir.path(), &base, false);
+    let (status, body) = ask(&gw, false).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("connection failed"), "{body}");
+    assert!(!body.contains("upstream-secret"), "{body}");
+    // The handshake failed before any request reached the upstream.
+    assert_eq!(seen.calls("gpt-4o-mini"), 0);
+    assert!(!gw.stderr().contains("upstream-secret"));
+}
