@@ -2,7 +2,7 @@
 //! route headers; streams are relayed event by event.
 
 use super::error::ApiError;
-use super::{header, AppState, Caller};
+use super::{decimal_header, header, AppState, Caller};
 use crate::catalog::WireFormat;
 use crate::proxy::view::ViewError;
 use crate::proxy::{self, ChatCall, ChatOutcome, RequestView, RouteInfo};
@@ -148,9 +148,9 @@ pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
     h.insert(X_PROVIDER, header(&route.provider));
     h.insert(X_ACCOUNT, header(&route.account_id));
     h.insert(X_MODEL, header(&route.model));
-    h.insert(X_ATTEMPTS, header(&route.attempts.to_string()));
-    h.insert(X_UPSTREAM_MS, header(&format!("{:.3}", route.upstream_ms)));
-    h.insert(X_OVERHEAD_MS, header(&format!("{:.3}", route.overhead_ms)));
+    h.insert(X_ATTEMPTS, HeaderValue::from(route.attempts));
+    h.insert(X_UPSTREAM_MS, decimal_header(route.upstream_ms, 3));
+    h.insert(X_OVERHEAD_MS, decimal_header(route.overhead_ms, 3));
     h.insert(X_TIER, header(&route.tier));
     if let Some(combo) = &route.combo {
         h.insert(X_COMBO, header(combo));
@@ -159,7 +159,7 @@ pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
         h.insert(X_STRATEGY, header(strategy));
     }
     if let Some(cost) = route.cost_usd {
-        h.insert(X_COST_USD, header(&format!("{cost:.8}")));
+        h.insert(X_COST_USD, decimal_header(cost, 8));
     }
     if !route.skipped.is_empty() {
         h.insert(X_SKIPPED, header(&ascii_list(&route.skipped)));
@@ -192,7 +192,7 @@ pub(super) fn route_headers(h: &mut HeaderMap, route: &RouteInfo) {
             h.insert(axum::http::header::AGE, header(&age.to_string()));
         }
         if let Some(usd) = c.saved_usd {
-            h.insert(X_CACHE_SAVED, header(&format!("{usd:.8}")));
+            h.insert(X_CACHE_SAVED, decimal_header(usd, 8));
         }
         if let Some(r) = &c.reason {
             h.insert(X_CACHE_REASON, header(&ascii_list(std::slice::from_ref(r))));

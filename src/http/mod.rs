@@ -33,8 +33,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// What every handler shares, behind one `Arc`: axum clones the state for
+/// each layer and extractor of every request, and one count is cheaper than
+/// one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+#[derive(Clone)]
+pub struct AppInner {
     pub gw: Arc<Gateway>,
     ids: Arc<RequestIds>,
     /// Accepted by `/mcp` from local bridges (`omniroute --mcp`); see `server::RuntimeInfo`.
@@ -66,7 +79,7 @@ impl AppState {
             &gw.settings.allowed_hosts,
             &gw.settings.allowed_origins,
         ));
-        AppState {
+        AppState(Arc::new(AppInner {
             hosts,
             gw,
             ids: Arc::new(RequestIds {
@@ -76,13 +89,14 @@ impl AppState {
             local_token: local_token.into(),
             shutdown: CancellationToken::new(),
             admin: Arc::new(admin::auth::Sessions::default()),
-        }
+        }))
     }
 
     /// Tie long-lived streams (MCP sessions, SSE) to the server's shutdown.
-    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> AppState {
-        self.shutdown = shutdown;
-        self
+    pub fn with_shutdown(self, shutdown: CancellationToken) -> AppState {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.shutdown = shutdown;
+        AppState(Arc::new(inner))
     }
 
     /// The token a local `omniroute --mcp` bridge presents to `/mcp`.
@@ -288,4 +302,65 @@ fn on_panic(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 pub(crate) fn header(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// `v` with `places` decimals (as `{v:.places$}` prints it, ties aside),
+/// written without the formatter: route headers carry three or four per answer.
+pub(crate) fn decimal_header(v: f64, places: u32) -> HeaderValue {
+    let scale = 10u64.pow(places.min(9));
+    let scaled = v * scale as f64;
+    if !(0.0..1e15).contains(&scaled) {
+        return header(&format!("{v:.*}", places as usize));
+    }
+    let n = scaled.round() as u64;
+    let (mut int, mut frac) = (n / scale, n % scale);
+    let mut buf = [0u8; 32];
+    let mut i = buf.len();
+    for _ in 0..places.min(9) {
+        i -= 1;
+        buf[i] = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    if places > 0 {
+        i -= 1;
+        buf[i] = b'.';
+    }
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (int % 10) as u8;
+        int /= 10;
+        if int == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&buf[i..]).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    use super::decimal_header;
+
+    #[test]
+    fn decimal_headers_read_as_the_formatter_writes_them() {
+        for (v, places) in [
+            (0.0, 3),
+            (0.0004, 3),
+            (1.2344, 3),
+            (12.3456, 3),
+            (999.9996, 3),
+            (0.000012346, 8),
+            (3.5, 0),
+            (123456.789, 4),
+            (-1.5, 3),
+            (f64::NAN, 3),
+            (1e20, 3),
+        ] {
+            let want = format!("{v:.*}", places as usize);
+            assert_eq!(
+                decimal_header(v, places).to_str().unwrap(),
+                want,
+                "{v} {places}"
+            );
+        }
+    }
 }

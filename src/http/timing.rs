@@ -9,7 +9,7 @@
 //! spent on each chunk.
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::HeaderName;
 use axum::middleware::Next;
 use axum::response::Response;
 use std::time::Instant;
@@ -40,9 +40,8 @@ pub async fn timing(mut req: Request, next: Next) -> Response {
     if let Some(upstream) = upstream {
         let total = at.elapsed().as_secs_f64() * 1000.0;
         let overhead = (total - upstream).max(0.0);
-        if let Ok(v) = HeaderValue::from_str(&format!("{overhead:.3}")) {
-            resp.headers_mut().insert(OVERHEAD_MS, v);
-        }
+        resp.headers_mut()
+            .insert(OVERHEAD_MS, super::decimal_header(overhead, 3));
     }
     resp
 }

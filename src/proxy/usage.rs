@@ -80,10 +80,21 @@ struct WithUsage {
 
 /// Usage from an OpenAI Chat completion body, when present.
 pub fn from_openai_body(body: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<WithUsage>(body)
-        .ok()?
-        .usage
-        .map(Usage::from)
+    // The one-pass scan finds `usage` without parsing the answer around it;
+    // serde reads the whole body only when that scan cannot vouch for it.
+    match crate::formats::json::pick_top_level(body, ["usage"]) {
+        Some([Some((start, end))]) => {
+            serde_json::from_slice::<Option<OpenAiUsage>>(&body[start..end])
+                .ok()
+                .flatten()
+                .map(Usage::from)
+        }
+        Some([None]) => None,
+        None => serde_json::from_slice::<WithUsage>(body)
+            .ok()?
+            .usage
+            .map(Usage::from),
+    }
 }
 
 #[derive(Deserialize)]
@@ -180,19 +191,35 @@ pub fn spans(failed: &[super::AttemptError], last: Option<AttemptSpan>) -> Vec<A
 
 /// The trace of a served request, as JSON for its usage row.
 pub fn trace(route: &super::RouteInfo) -> Option<String> {
-    let t = RouteTrace {
-        combo: route.combo.clone(),
-        strategy: route.strategy.clone(),
-        tier: Some(route.tier.clone()).filter(|t| !t.is_empty()),
+    let t = TraceOut {
+        combo: route.combo.as_deref(),
+        strategy: route.strategy.as_deref(),
+        tier: Some(route.tier.as_str()).filter(|t| !t.is_empty()),
         attempts: route.attempts,
-        failed: route.failed.clone(),
-        skipped: route.skipped.clone(),
-        translation: route.translation.clone(),
-        translation_notes: route.translation_notes.clone(),
-        context_relay: route.context_relay.clone(),
-        spans: route.spans.clone(),
+        failed: &route.failed,
+        skipped: &route.skipped,
+        translation: route.translation.as_deref(),
+        translation_notes: &route.translation_notes,
+        context_relay: route.context_relay.as_deref(),
+        spans: &route.spans,
     };
     serde_json::to_string(&t).ok()
+}
+
+/// [`RouteTrace`] as written, borrowed from the route (one per usage row:
+/// no copy of its strings); the test below keeps the two in step.
+#[derive(serde::Serialize)]
+struct TraceOut<'a> {
+    combo: Option<&'a str>,
+    strategy: Option<&'a str>,
+    tier: Option<&'a str>,
+    attempts: u32,
+    failed: &'a [String],
+    skipped: &'a [String],
+    translation: Option<&'a str>,
+    translation_notes: &'a [String],
+    context_relay: Option<&'a str>,
+    spans: &'a [AttemptSpan],
 }
 
 /// The trace of a request that no target served.
@@ -222,6 +249,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_written_trace_reads_back_as_a_route_trace() {
+        let route = crate::proxy::RouteInfo {
+            provider: "p".into(),
+            account_id: "a".into(),
+            model: "m".into(),
+            attempts: 2,
+            failed: vec!["x: 429".into()],
+            combo: Some("c".into()),
+            strategy: Some("priority".into()),
+            tier: "api-key".into(),
+            skipped: vec!["y: breaker open".into()],
+            context_relay: Some("relayed".into()),
+            translation: Some("anthropic->openai".into()),
+            translation_notes: vec!["thinking dropped".into()],
+            spans: vec![AttemptSpan {
+                target: "p/a/m".into(),
+                start_ms: 1.5,
+                duration_ms: 2.25,
+                status: Some(200),
+                error: None,
+            }],
+            ..Default::default()
+        };
+        let back: RouteTrace = serde_json::from_str(&trace(&route).unwrap()).unwrap();
+        assert_eq!(
+            back,
+            RouteTrace {
+                combo: route.combo.clone(),
+                strategy: route.strategy.clone(),
+                tier: Some(route.tier.clone()),
+                attempts: 2,
+                failed: route.failed.clone(),
+                skipped: route.skipped.clone(),
+                translation: route.translation.clone(),
+                translation_notes: route.translation_notes.clone(),
+                context_relay: route.context_relay.clone(),
+                spans: route.spans.clone(),
+            }
+        );
+        // Every field of RouteTrace is written (a new one must be added to TraceOut).
+        let written: serde_json::Value = serde_json::from_str(&trace(&route).unwrap()).unwrap();
+        let full = serde_json::to_value(RouteTrace::default()).unwrap();
+        let keys =
+            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&written), keys(&full));
+    }
+
+    #[test]
     fn reads_body_and_chunk_usage() {
         let body = br#"{"id":"x","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#;
         assert_eq!(
@@ -234,6 +309,21 @@ mod tests {
             })
         );
         assert_eq!(from_openai_body(br#"{"id":"x"}"#), None);
+        // Strings holding braces and the word usage do not fool the scan;
+        // pretty-printed, null and duplicate-key answers read as serde reads them.
+        let tricky =
+            br#"{"choices":[{"message":{"content":"\"usage\": {\"prompt_tokens\": 99} }"}}],
+            "usage" : {"prompt_tokens": 7, "completion_tokens": 1}}"#;
+        assert_eq!(from_openai_body(tricky).map(|u| u.input_tokens), Some(7));
+        assert_eq!(from_openai_body(br#"{"usage":null}"#), None);
+        let twice = br#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#;
+        assert_eq!(
+            from_openai_body(twice),
+            serde_json::from_slice::<WithUsage>(twice)
+                .ok()
+                .and_then(|w| w.usage)
+                .map(Usage::from)
+        );
         let c = from_openai_chunk(
             br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
         )
