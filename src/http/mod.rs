@@ -212,7 +212,8 @@ pub fn router_for(state: AppState, serves: Serves) -> Router {
 }
 
 /// The layers every port has, outermost last: the browser guard (Host,
-/// Origin, Content-Type), tracing span, panic → 500 JSON, arrival time.
+/// Origin, Content-Type); then arrival time, tracing span, panic → 500 JSON
+/// and the overhead header in one (`timing::Outer`).
 fn layered(app: Router<AppState>, state: AppState) -> Router {
     app.fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -220,13 +221,7 @@ fn layered(app: Router<AppState>, state: AppState) -> Router {
             guard::browser_guard,
         ))
         .with_state(state)
-        .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
-        )
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
-        .layer(axum::middleware::from_fn(timing::timing))
+        .layer(timing::OuterLayer(on_panic))
 }
 
 async fn event_sink() -> impl IntoResponse {
