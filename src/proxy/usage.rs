@@ -136,6 +136,7 @@ fn memchr_usage(data: &[u8]) -> bool {
 #[derive(
     Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
+#[serde(default)]
 pub struct RouteTrace {
     pub combo: Option<String>,
     pub strategy: Option<String>,
@@ -208,16 +209,26 @@ pub fn trace(route: &super::RouteInfo) -> Option<String> {
 
 /// [`RouteTrace`] as written, borrowed from the route (one per usage row:
 /// no copy of its strings); the test below keeps the two in step.
+/// Absent and empty members are left out (a plain success is half the
+/// bytes); [`RouteTrace`] reads them back as absent and empty.
 #[derive(serde::Serialize)]
 struct TraceOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
     combo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     strategy: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tier: Option<&'a str>,
     attempts: u32,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
     failed: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
     skipped: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
     translation: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
     translation_notes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
     context_relay: Option<&'a str>,
     spans: &'a [AttemptSpan],
 }
@@ -294,6 +305,21 @@ mod tests {
         let keys =
             |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(keys(&written), keys(&full));
+        // A plain success leaves the empty members out and reads back the same.
+        let plain = crate::proxy::RouteInfo {
+            attempts: 1,
+            spans: route.spans.clone(),
+            ..Default::default()
+        };
+        let text = trace(&plain).unwrap();
+        assert!(
+            !text.contains("failed") && !text.contains("combo"),
+            "{text}"
+        );
+        let back: RouteTrace = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.attempts, 1);
+        assert!(back.failed.is_empty() && back.combo.is_none());
+        assert_eq!(back.spans, plain.spans);
     }
 
     #[test]
