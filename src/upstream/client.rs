@@ -1,7 +1,7 @@
 //! The hot path's HTTP client: hyper's pooled client with rustls, the
-//! egress-checked resolver and nothing else (no redirects, retries, URL
-//! re-parsing or decompression layers), and the small request/response
-//! types the proxy reads.
+//! egress-checked resolver, the environment's proxy rules (`HTTPS_PROXY`,
+//! `NO_PROXY`…) and nothing else (no redirects, retries, URL re-parsing or
+//! decompression layers), and the small request/response types the proxy reads.
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -10,12 +10,17 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, USER_AGENT
 use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_platform_verifier::BuilderVerifierExt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector<crate::egress::CheckedResolver>>;
+type Tunneled = hyper_rustls::HttpsConnector<Tunnel<HttpConnector<crate::egress::CheckedResolver>>>;
 
 /// What went wrong with a request to an upstream.
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +52,94 @@ impl Error {
 /// A streamed answer's body, chunk by chunk as the socket gave it.
 pub type BodyStream = BoxStream<'static, Result<Bytes, Error>>;
 
-/// The pooled client (cheap to clone: the pool is shared).
-#[derive(Clone, Debug)]
+/// The pooled client (cheap to clone: the pools are shared).
+#[derive(Clone)]
 pub struct HotClient {
-    inner: Client<Connector, Full<Bytes>>,
+    direct: Client<Connector, Full<Bytes>>,
+    /// Set when the environment names a proxy (`HTTPS_PROXY`…, as curl reads them).
+    proxies: Option<Arc<Proxies>>,
     user_agent: HeaderValue,
+}
+
+impl std::fmt::Debug for HotClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotClient")
+            .field("proxied", &self.proxies.is_some())
+            .finish()
+    }
+}
+
+/// Upstreams the environment's proxy rules intercept go through an HTTP
+/// CONNECT tunnel to the proxy, one pool per proxy.
+struct Proxies {
+    matcher: Matcher,
+    http: HttpConnector<crate::egress::CheckedResolver>,
+    tls: rustls::ClientConfig,
+    pools: Mutex<Vec<(Uri, Client<Tunneled, Full<Bytes>>)>>,
+}
+
+impl Proxies {
+    fn from_env(
+        http: &HttpConnector<crate::egress::CheckedResolver>,
+        tls: &rustls::ClientConfig,
+    ) -> Option<Proxies> {
+        let named = [
+            "ALL_PROXY",
+            "all_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+        ]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        named.then(|| Proxies {
+            matcher: Matcher::from_env(),
+            http: http.clone(),
+            tls: tls.clone(),
+            pools: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The pool through the proxy that intercepts `uri`, if one does.
+    fn pool_for(&self, uri: &Uri) -> Option<Client<Tunneled, Full<Bytes>>> {
+        let intercept = self.matcher.intercept(uri)?;
+        let proxy = intercept.uri().clone();
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, pool)) = pools.iter().find(|(p, _)| *p == proxy) {
+            return Some(pool.clone());
+        }
+        let mut tunnel = Tunnel::new(proxy.clone(), self.http.clone());
+        if let Some(auth) = intercept.basic_auth() {
+            tunnel = tunnel.with_auth(auth.clone());
+        }
+        let pool = pooled(https(self.tls.clone(), tunnel));
+        pools.push((proxy, pool.clone()));
+        Some(pool)
+    }
+}
+
+fn https<C>(tls: rustls::ClientConfig, inner: C) -> hyper_rustls::HttpsConnector<C> {
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(inner)
+}
+
+fn pooled<C>(connector: C) -> Client<C, Full<Bytes>>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
+{
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        // Enough idle connections for hundreds of agents' streams at
+        // once: a connection dropped at 64 is a new TCP (and TLS)
+        // handshake on the next request. Idle ones close after 90 s.
+        .pool_max_idle_per_host(1024)
+        .build(connector)
 }
 
 impl HotClient {
@@ -64,23 +152,17 @@ impl HotClient {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
-            .map_err(|e| format!("TLS roots: {e}"))?
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Enough idle connections for hundreds of agents' streams at
-            // once: a connection dropped at 64 is a new TCP (and TLS)
-            // handshake on the next request. Idle ones close after 90 s.
-            .pool_max_idle_per_host(1024)
-            .build(https);
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_platform_verifier())
+        .map_err(|e| format!("TLS roots: {e}"))?
+        .with_no_client_auth();
+        let proxies = Proxies::from_env(&http, &tls).map(Arc::new);
         Ok(HotClient {
-            inner,
+            direct: pooled(https(tls, http)),
+            proxies,
             user_agent: HeaderValue::from_static(concat!("omniroute/", env!("CARGO_PKG_VERSION"))),
         })
     }
@@ -170,7 +252,12 @@ impl Request {
         *req.method_mut() = Method::POST;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
-        match client.inner.request(req).await {
+        let proxied = client.proxies.as_ref().and_then(|p| p.pool_for(req.uri()));
+        let answered = match proxied {
+            Some(pool) => pool.request(req).await,
+            None => client.direct.request(req).await,
+        };
+        match answered {
             Ok(inner) => Ok(Response { inner }),
             Err(e) if e.is_connect() => Err(Error::Connect(e)),
             Err(e) => Err(Error::Send(e)),
