@@ -21,6 +21,7 @@ use std::time::Duration;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector<crate::egress::CheckedResolver>>;
 type Tunneled = hyper_rustls::HttpsConnector<Tunnel<HttpConnector<crate::egress::CheckedResolver>>>;
+type TunnelPool = Client<Tunneled, Full<Bytes>>;
 
 /// What went wrong with a request to an upstream.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +76,7 @@ struct Proxies {
     matcher: Matcher,
     http: HttpConnector<crate::egress::CheckedResolver>,
     tls: rustls::ClientConfig,
-    pools: Mutex<Vec<(Uri, Client<Tunneled, Full<Bytes>>)>>,
+    pools: Mutex<Vec<(Uri, TunnelPool)>>,
 }
 
 impl Proxies {
@@ -102,7 +103,7 @@ impl Proxies {
     }
 
     /// The pool through the proxy that intercepts `uri`, if one does.
-    fn pool_for(&self, uri: &Uri) -> Option<Client<Tunneled, Full<Bytes>>> {
+    fn pool_for(&self, uri: &Uri) -> Option<TunnelPool> {
         let intercept = self.matcher.intercept(uri)?;
         let proxy = intercept.uri().clone();
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
