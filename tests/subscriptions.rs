@@ -31,7 +31,18 @@ impl Setup {
     }
 
     async fn with_modes(claude_extra: &str, codex_extra: &str) -> Setup {
-        let fake = FakeSubs::start().await;
+        Self::with_fake(FakeSubs::start().await, claude_extra, codex_extra)
+    }
+
+    /// The providers' fake over TLS, trusted through the test CA.
+    async fn over_tls() -> Setup {
+        let mut s = Self::with_fake(FakeSubs::start_tls().await, "", "");
+        s.env
+            .push(("SSL_CERT_FILE".to_string(), support::tls::ca()));
+        s
+    }
+
+    fn with_fake(fake: FakeSubs, claude_extra: &str, codex_extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let base = fake.base();
         let cfg = format!(
@@ -445,6 +456,31 @@ async fn import_each_providers_credential_file_and_serve_each_subscriber_format(
     );
     let q = s.cli(&["quota", "--provider", "claude-code"]);
     assert!(q.contains("5h") && q.contains("7d"), "{q}");
+}
+
+/// Both clients over TLS: the token refresh (reqwest, sign-in and token
+/// calls) and the subscriber request (the hot client) share one set of roots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_and_the_subscriber_call_both_go_over_tls() {
+    let s = Setup::over_tls().await;
+    assert!(s.fake.base().starts_with("https://localhost:"));
+    s.fake.seed("tess", "at-tess-old", "rt-tess-0");
+    s.import(
+        "claude",
+        "tess",
+        &claude_creds("at-tess-old", "rt-tess-0", past()),
+        0,
+    );
+    let gw = s.serve();
+    let (status, _, text) = text_of(messages(&gw, "cc/claude-haiku-4-5").await).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (200, "served by tess"),
+        "{}",
+        gw.stderr()
+    );
+    assert_eq!(s.fake.refresh_calls(), 1);
+    assert_eq!(s.fake.served("tess"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

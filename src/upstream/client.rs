@@ -147,19 +147,13 @@ impl HotClient {
     pub fn new(
         connect_timeout: Duration,
         egress: crate::egress::EgressPolicy,
+        tls: rustls::ClientConfig,
     ) -> Result<HotClient, String> {
         let mut http =
             HttpConnector::new_with_resolver(crate::egress::CheckedResolver { policy: egress });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_platform_verifier())
-        .map_err(|e| format!("TLS roots: {e}"))?
-        .with_no_client_auth();
         let proxies = Proxies::from_env(&http, &tls).map(Arc::new);
         Ok(HotClient {
             direct: pooled(https(tls, http)),
@@ -178,6 +172,18 @@ impl HotClient {
             error: None,
         }
     }
+}
+
+/// TLS with the platform's roots (read once: loading the system store is
+/// most of the gateway's start-up instructions), shared by both clients.
+pub fn tls_config() -> Result<rustls::ClientConfig, String> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_platform_verifier())
+    .map_err(|e| format!("TLS roots: {e}"))?
+    .with_no_client_auth())
 }
 
 /// A request being built; the first bad part is kept and reported by `send`.

@@ -34,9 +34,12 @@ impl Upstream {
         connect_timeout: Duration,
         egress: crate::egress::EgressPolicy,
     ) -> Result<Upstream, UpstreamError> {
-        let hot = client::HotClient::new(connect_timeout, egress.clone())
+        let tls = client::tls_config().map_err(UpstreamError::Client)?;
+        let hot = client::HotClient::new(connect_timeout, egress.clone(), tls.clone())
             .map_err(UpstreamError::Client)?;
         let client = reqwest::Client::builder()
+            // The same roots, read once.
+            .tls_backend_preconfigured(tls)
             // Every name resolved for an upstream is checked against the
             // egress policy (no metadata, link-local or private addresses).
             .dns_resolver(crate::egress::CheckedResolver { policy: egress })

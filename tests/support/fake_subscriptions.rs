@@ -66,6 +66,7 @@ pub struct State_ {
 pub struct FakeSubs {
     pub addr: std::net::SocketAddr,
     pub state: Arc<Mutex<State_>>,
+    scheme: &'static str,
 }
 
 type S = State<Arc<Mutex<State_>>>;
@@ -79,12 +80,41 @@ fn now_ms() -> i64 {
 
 impl FakeSubs {
     pub async fn start() -> FakeSubs {
-        let state = Arc::new(Mutex::new(State_ {
+        let state = Self::initial();
+        let app = Self::router(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeSubs {
+            addr,
+            state,
+            scheme: "http",
+        }
+    }
+
+    /// The same fake over TLS (test CA, `localhost`): `base()` is `https://localhost:PORT`.
+    pub async fn start_tls() -> FakeSubs {
+        let state = Self::initial();
+        let (addr, _) = super::tls::serve(Self::router(state.clone()), &[b"h2", b"http/1.1"]).await;
+        FakeSubs {
+            addr,
+            state,
+            scheme: "https",
+        }
+    }
+
+    fn initial() -> Arc<Mutex<State_>> {
+        Arc::new(Mutex::new(State_ {
             next_user: "user".into(),
             expires_in: 3600,
             ..State_::default()
-        }));
-        let app = Router::new()
+        }))
+    }
+
+    fn router(state: Arc<Mutex<State_>>) -> Router {
+        Router::new()
             .route("/oauth/authorize", get(authorize))
             .route("/o/oauth2/v2/auth", get(authorize))
             .route("/v1/oauth/token", post(token))
@@ -100,17 +130,14 @@ impl FakeSubs {
             .route("/v1internal:generateContent", post(gemini))
             .route("/v1internal:streamGenerateContent", post(gemini_stream))
             .route("/v1/chat/completions", post(qwen_chat))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeSubs { addr, state }
+            .with_state(state)
     }
 
     pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// Valid tokens for `user`, as if it had signed in earlier.

@@ -5,6 +5,7 @@
 pub mod fake_subscriptions;
 pub mod fake_upstream;
 pub mod schema_check;
+pub mod tls;
 
 use omniroute::config::FileConfig;
 use omniroute::gateway::{Gateway, Settings};
